@@ -1,0 +1,35 @@
+// Atomic file output: write to "<path>.tmp.<pid>" in the same directory, fsync, rename over
+// <path>. A crash or kill mid-write leaves the previous file (if any) intact.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace ressa {
+
+// Writes `bytes` to `path` atomically. Throws std::runtime_error naming the path on any
+// failure (permission, disk full, missing directory); the temp file is removed on failure.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// Streaming variant for large files: open(), write() any number of times, commit().
+// Destroying an uncommitted AtomicFile removes the temp file.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t n);
+  void commit();  // flush, fsync, rename
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Reads a whole file; throws std::runtime_error "[read_file] <path>: <reason>".
+std::string read_file(const std::string& path);
+
+}  // namespace ressa
