@@ -66,3 +66,38 @@ std::string read_file(const std::string& path) {
 }
 
 }  // namespace ressa
+
+#include <filesystem>
+
+namespace ressa {
+
+std::string begin_output_dir(const std::string& out) {
+  namespace fs = std::filesystem;
+  RESSA_CHECK(!out.empty(), "[output] empty output path");
+  std::string o = out;
+  while (o.size() > 1 && o.back() == '/') o.pop_back();
+  const std::string staging = o + ".partial";
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) fail("[output] ", staging, ": cannot create directory: ", ec.message());
+  return staging;
+}
+
+void commit_output_dir(const std::string& staging, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::string o = out;
+  while (o.size() > 1 && o.back() == '/') o.pop_back();
+  std::error_code ec;
+  const std::string old = o + ".old";
+  if (fs::exists(o)) {
+    fs::remove_all(old, ec);
+    fs::rename(o, old, ec);
+    if (ec) fail("[output] ", o, ": cannot replace existing output: ", ec.message());
+  }
+  fs::rename(staging, o, ec);
+  if (ec) fail("[output] ", o, ": cannot move ", staging, " into place: ", ec.message());
+  fs::remove_all(old, ec);
+}
+
+}  // namespace ressa

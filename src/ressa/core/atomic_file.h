@@ -33,3 +33,12 @@ class AtomicFile {
 std::string read_file(const std::string& path);
 
 }  // namespace ressa
+
+namespace ressa {
+// Output directories are built in a staging directory beside the target and swapped in at the
+// end, so an interrupted run never leaves a half-written model at the target path.
+// Returns "<out>.partial" (created empty; a stale one from a killed run is removed first).
+std::string begin_output_dir(const std::string& out);
+// Moves the staging directory into place (replacing an existing <out>).
+void commit_output_dir(const std::string& staging, const std::string& out);
+}  // namespace ressa

@@ -1,0 +1,34 @@
+// BLAS library detection (dladdr on sgemm_) and core counting.
+#include "ressa/core/runtime.h"
+
+#include <dlfcn.h>
+
+#include <climits>
+#include <cstdlib>
+#include <thread>
+
+namespace ressa {
+
+std::string blas_library_path() {
+  void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
+  if (!sym) return "";
+  Dl_info info{};
+  if (!dladdr(sym, &info) || !info.dli_fname) return "";
+  char buf[PATH_MAX];
+  if (realpath(info.dli_fname, buf)) return buf;
+  return info.dli_fname;
+}
+
+bool blas_is_reference() {
+  const std::string p = blas_library_path();
+  if (p.empty()) return false;
+  return p.find("openblas") == std::string::npos && p.find("mkl") == std::string::npos &&
+         p.find("blis") == std::string::npos && p.find("atlas") == std::string::npos;
+}
+
+int hardware_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+}  // namespace ressa

@@ -1,0 +1,412 @@
+// ShapesVQA generator. Balance: each split cycles through (family, answer) pairs so families
+// are equally frequent and answers uniform within a family, then shuffles; every other choice
+// (which shape/colour the question names, distractors, layout) is drawn independently of the
+// answer, so the question text alone predicts nothing above chance.
+// Determinism: std::mt19937_64 output is fixed by the standard; std distributions are not,
+// so all sampling goes through Rng below, and rendering uses integer arithmetic only.
+#include "ressa/data/shapes.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <unistd.h>
+
+#include "ressa/core/error.h"
+#include "ressa/data/dataset.h"
+
+namespace ressa::data {
+
+namespace {
+
+enum Family { kColor, kShape, kCount, kExist, kPosition, kSize, kRelation, kNumFamilies };
+
+const char* const kPlural[kShapesNumShapes] = {"circles", "squares", "triangles", "crosses"};
+// Saturated, well-separated hues: every pair differs by >= 100 in some channel, far more than
+// the +-15 per-object jitter plus +-8 pixel noise, and none is grey like the background.
+// Hues: red 2, yellow 51, green 127, cyan 183, blue 230, purple 281 degrees.
+const uint8_t kPalette[kShapesNumColors][3] = {{215, 45, 40},  {40, 165, 55},  {40, 70, 220},
+                                               {235, 205, 35}, {145, 55, 185}, {30, 195, 205}};
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Portable sampling on top of std::mt19937_64.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : g_(seed) {}
+  uint64_t bits() { return g_(); }
+  // Uniform integer in [lo, hi] (unbiased: rejects the top partial block of 2^64).
+  int uniform(int lo, int hi) {
+    const uint64_t range = uint64_t(int64_t(hi) - lo) + 1;
+    const uint64_t rem = (UINT64_MAX % range + 1) % range;  // 2^64 mod range
+    uint64_t x = g_();
+    while (rem != 0 && x >= 0 - rem) x = g_();
+    return int(lo + int64_t(x % range));
+  }
+  bool coin() { return (g_() >> 63) != 0; }
+  // Uniform in [lo, hi] excluding `skip` (which must lie in the range).
+  int uniform_except(int lo, int hi, int skip) {
+    int v = uniform(lo, hi - 1);
+    return v >= skip ? v + 1 : v;
+  }
+
+ private:
+  std::mt19937_64 g_;
+};
+
+// Cheap noise: eight bytes per 64-bit draw, each mapped to [-k, k].
+class Noise {
+ public:
+  explicit Noise(Rng& rng) : rng_(rng) {}
+  int operator()(int k) {
+    if (left_ == 0) bits_ = rng_.bits(), left_ = 8;
+    int b = int(bits_ & 0xFF);
+    bits_ >>= 8, --left_;
+    return b % (2 * k + 1) - k;
+  }
+
+ private:
+  Rng& rng_;
+  uint64_t bits_ = 0;
+  int left_ = 0;
+};
+
+// Sizes in pixels, scaled from the 64x64 design.
+struct Geometry {
+  int r_small, r_large;  // half-size of small / large objects (5 / 9 at 64)
+  int gap;               // minimum empty pixels between object boxes
+  int edge_margin;       // position: nearest edge must beat the next one by this much
+  int rel_margin;        // relation: centres must differ in x by at least this much
+};
+
+Geometry geometry(int s) {
+  auto sc = [s](double v) { return std::max(1, int(std::lround(v * s / 64.0))); };
+  return {std::max(3, sc(5)), std::max(5, sc(9)), sc(2), sc(6), sc(8)};
+}
+
+// Index of the edge (left, right, top, bottom) nearest the centre, or -1 if the runner-up
+// is within `margin` (ambiguous: near a diagonal).
+int nearest_edge(const ShapesObject& o, int size, int margin) {
+  int d[4] = {o.cx, size - o.cx, o.cy, size - o.cy};
+  int best = int(std::min_element(d, d + 4) - d);
+  for (int i = 0; i < 4; ++i)
+    if (i != best && d[i] - d[best] < margin) return -1;
+  return best;
+}
+
+bool inside(const ShapesObject& o, int x, int y) {
+  // Offsets of the pixel centre from the object centre, in pixels.
+  const double fx = x + 0.5 - o.cx, fy = y + 0.5 - o.cy, r = o.r;
+  switch (o.shape) {
+    case 0: return fx * fx + fy * fy <= r * r;                          // circle
+    case 1: return std::abs(fx) <= 0.9 * r && std::abs(fy) <= 0.9 * r;  // square
+    case 2: return fy <= r && std::abs(fx) <= (fy + r) / 2;             // triangle, apex up
+    default: {                                                          // cross ("+")
+      const double t = std::max(1.0, 0.3 * r);
+      return (std::abs(fx) <= t && std::abs(fy) <= r) || (std::abs(fy) <= t && std::abs(fx) <= r);
+    }
+  }
+}
+
+// Temp file + rename (atomic: a reader never sees a half-written image) but no fsync: one
+// fsync per image would dominate generation time, and the dataset is regenerable. The JSONL
+// files, written last with write_file_atomic (fsync), are what make a split visible.
+void write_image_file(const std::string& path, const std::string& bytes,
+                      const std::string& tmp_suffix) {
+  const std::string tmp = path + tmp_suffix;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!f.flush()) fail("[generate_shapes] ", path, ": cannot write image");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    fail("[generate_shapes] ", path, ": cannot rename temp file: ", ec.message());
+  }
+}
+
+std::string name(const ShapesObject& o) {
+  return std::string(kShapesColorNames[o.color]) + " " + kShapesShapeNames[o.shape];
+}
+
+}  // namespace
+
+const std::vector<std::string>& shapes_families() {
+  static const std::vector<std::string> f = {"color", "shape", "count",   "exist",
+                                             "position", "size", "relation"};
+  return f;
+}
+
+const std::vector<std::string>& shapes_answers(const std::string& family) {
+  static const std::vector<std::string> colors(kShapesColorNames, kShapesColorNames + 6);
+  static const std::vector<std::string> shapes(kShapesShapeNames, kShapesShapeNames + 4);
+  static const std::vector<std::string> count = {"zero", "one", "two", "three", "four"};
+  static const std::vector<std::string> yes_no = {"yes", "no"};
+  static const std::vector<std::string> edges = {"left", "right", "top", "bottom"};
+  static const std::vector<std::string> sizes = {"small", "large"};
+  const std::vector<std::string>* table[kNumFamilies] = {&colors, &shapes, &count, &yes_no,
+                                                         &edges,  &sizes,  &yes_no};
+  const auto& fams = shapes_families();
+  auto it = std::find(fams.begin(), fams.end(), family);
+  RESSA_CHECK_ARG(it != fams.end(), "[shapes_answers] unknown family '", family, "'");
+  return *table[it - fams.begin()];
+}
+
+std::vector<std::string> shapes_words() {
+  std::vector<std::string> w = {"?",    "a",   "are",  "color", "how",   "is",    "many",
+                                "object", "of", "or",  "shape", "the",  "there", "what", "where"};
+  for (int i = 0; i < kShapesNumShapes; ++i) w.push_back(kShapesShapeNames[i]), w.push_back(kPlural[i]);
+  for (const auto& f : shapes_families())
+    for (const auto& a : shapes_answers(f)) w.push_back(a);  // colours, left, small, ...
+  std::sort(w.begin(), w.end());
+  w.erase(std::unique(w.begin(), w.end()), w.end());
+  return w;
+}
+
+ShapesScene make_shapes_scene(uint64_t seed, int family, int answer, int image_size) {
+  RESSA_CHECK_ARG(family >= 0 && family < kNumFamilies, "[make_shapes_scene] family ", family,
+                  " outside 0..", kNumFamilies - 1);
+  const auto& answers = shapes_answers(shapes_families()[family]);
+  RESSA_CHECK_ARG(answer >= 0 && answer < int(answers.size()), "[make_shapes_scene] answer ",
+                  answer, " outside 0..", answers.size() - 1);
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[make_shapes_scene] image_size ",
+                  image_size, " outside 32..1024");
+  const int S = image_size;
+  const Geometry g = geometry(S);
+  Rng rng(seed);
+  auto random_obj = [&] {
+    ShapesObject o;
+    o.shape = rng.uniform(0, kShapesNumShapes - 1);
+    o.color = rng.uniform(0, kShapesNumColors - 1);
+    o.large = rng.coin();
+    return o;
+  };
+  auto same = [](const ShapesObject& a, const ShapesObject& b) {
+    return a.shape == b.shape && a.color == b.color;
+  };
+
+  ShapesScene sc;
+  sc.family = shapes_families()[family];
+  sc.answer = answers[answer];
+  std::vector<ShapesObject> req;  // objects the question is about, placed first in order
+  std::function<bool(const ShapesObject&)> other_ok;  // constraint on the remaining objects
+  // Position constraint on req[i] given the objects placed before it.
+  std::function<bool(size_t, const ShapesObject&, const std::vector<ShapesObject>&)> pos_ok =
+      [](size_t, const ShapesObject&, const std::vector<ShapesObject>&) { return true; };
+  ShapesObject t = random_obj();  // the referenced object (when there is one)
+  switch (family) {
+    case kColor:  // shape unique in the scene, so "the <shape>" is well defined
+      t.color = answer;
+      req = {t};
+      other_ok = [s = t.shape](const ShapesObject& o) { return o.shape != s; };
+      sc.question = std::string("what color is the ") + kShapesShapeNames[t.shape] + " ?";
+      break;
+    case kShape:  // colour unique in the scene
+      t.shape = answer;
+      req = {t};
+      other_ok = [c = t.color](const ShapesObject& o) { return o.color != c; };
+      sc.question = std::string("what shape is the ") + kShapesColorNames[t.color] + " object ?";
+      break;
+    case kCount:
+      for (int i = 0; i < answer; ++i) {
+        ShapesObject o = random_obj();
+        o.shape = t.shape;
+        req.push_back(o);
+      }
+      other_ok = [s = t.shape](const ShapesObject& o) { return o.shape != s; };
+      sc.question = std::string("how many ") + kPlural[t.shape] + " are there ?";
+      break;
+    case kExist: {
+      // Both answers come with partial matches (same colour or same shape), so finding the
+      // colour and the shape separately is not enough: the model must bind them.
+      auto partial = [&](bool keep_color) {
+        ShapesObject o = random_obj();
+        o.shape = keep_color ? rng.uniform_except(0, kShapesNumShapes - 1, t.shape) : t.shape;
+        o.color = keep_color ? t.color : rng.uniform_except(0, kShapesNumColors - 1, t.color);
+        return o;
+      };
+      if (answer == 0) req = {t, partial(rng.coin())};
+      else req = {partial(true), partial(false)};
+      other_ok = [&same, t](const ShapesObject& o) { return !same(o, t); };
+      sc.question = "is there a " + name(t) + " ?";
+      break;
+    }
+    case kPosition:  // answer = the image edge nearest the object's centre, with a margin
+      req = {t};
+      other_ok = [&same, t](const ShapesObject& o) { return !same(o, t); };
+      pos_ok = [&, answer](size_t, const ShapesObject& o, const std::vector<ShapesObject>&) {
+        return nearest_edge(o, S, g.edge_margin) == answer;
+      };
+      sc.question = "where is the " + name(t) + " ?";
+      break;
+    case kSize:
+      t.large = answer == 1;
+      req = {t};
+      other_ok = [&same, t](const ShapesObject& o) { return !same(o, t); };
+      sc.question = "is the " + name(t) + " small or large ?";
+      break;
+    default: {  // kRelation: "is A left of B ?" yes: xA + margin <= xB; no: xA >= xB + margin
+      ShapesObject b = random_obj();
+      while (same(b, t)) b = random_obj();
+      req = {t, b};
+      other_ok = [&same, t, b](const ShapesObject& o) { return !same(o, t) && !same(o, b); };
+      pos_ok = [&, answer](size_t i, const ShapesObject& o, const std::vector<ShapesObject>& p) {
+        if (i == 0) return true;
+        return answer == 0 ? p[0].cx + g.rel_margin <= o.cx : p[0].cx >= o.cx + g.rel_margin;
+      };
+      sc.question = "is the " + name(t) + " left of the " + name(b) + " ?";
+    }
+  }
+  const int n = rng.uniform(std::max<int>(2, int(req.size())), kShapesMaxObjects);
+  std::vector<ShapesObject> objs = req;
+  while (int(objs.size()) < n) {
+    ShapesObject o = random_obj();
+    if (other_ok(o)) objs.push_back(o);
+  }
+  for (auto& o : objs) o.r = o.large ? g.r_large : g.r_small;
+
+  // Rejection-sample centres: boxes inside the image (1 px border), separated by g.gap.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::vector<ShapesObject> placed;
+    for (size_t i = 0; i < objs.size(); ++i) {
+      ShapesObject o = objs[i];
+      bool ok = false;
+      for (int t2 = 0; t2 < 200 && !ok; ++t2) {
+        o.cx = rng.uniform(o.r + 1, S - 1 - o.r);
+        o.cy = rng.uniform(o.r + 1, S - 1 - o.r);
+        ok = std::all_of(placed.begin(), placed.end(), [&](const ShapesObject& p) {
+          return std::abs(o.cx - p.cx) >= o.r + p.r + g.gap ||
+                 std::abs(o.cy - p.cy) >= o.r + p.r + g.gap;
+        });
+        ok = ok && (i >= req.size() || pos_ok(i, o, placed));
+      }
+      if (!ok) break;
+      placed.push_back(o);
+    }
+    if (placed.size() == objs.size()) {
+      sc.objects = std::move(placed);
+      return sc;
+    }
+  }
+  fail("[make_shapes_scene] could not place ", objs.size(), " objects in a ", S, "x", S,
+       " image (seed ", seed, ")");
+}
+
+Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_shapes] image_size ",
+                  image_size, " outside 32..1024");
+  const int S = image_size;
+  Rng rng(seed);
+  Noise noise(rng);
+  Image img;
+  img.width = img.height = S;
+  img.rgb.resize(size_t(S) * S * 3);
+  // Background: light grey base with a slight tint, a linear gradient of up to +-12 per axis
+  // (integer arithmetic so every platform rounds alike) and +-10 per-pixel noise.
+  const int base = rng.uniform(145, 205);
+  const int tint[3] = {rng.uniform(-10, 10), rng.uniform(-10, 10), rng.uniform(-10, 10)};
+  const int gx = rng.uniform(-24, 24), gy = rng.uniform(-24, 24);
+  auto put = [&](int x, int y, int c, int v) {
+    img.rgb[(size_t(y) * S + x) * 3 + c] = uint8_t(std::clamp(v, 0, 255));
+  };
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const int grad = (gx * (2 * x + 1 - S) + gy * (2 * y + 1 - S)) / (2 * S);
+      for (int c = 0; c < 3; ++c) put(x, y, c, base + tint[c] + grad + noise(10));
+    }
+  for (const ShapesObject& o : scene.objects) {
+    RESSA_CHECK_ARG(o.shape >= 0 && o.shape < kShapesNumShapes && o.color >= 0 &&
+                        o.color < kShapesNumColors && o.r > 0,
+                    "[render_shapes] invalid object (shape ", o.shape, ", color ", o.color,
+                    ", r ", o.r, ")");
+    int col[3];
+    for (int c = 0; c < 3; ++c) col[c] = kPalette[o.color][c] + rng.uniform(-15, 15);
+    for (int y = std::max(0, o.cy - o.r); y < std::min(S, o.cy + o.r); ++y)
+      for (int x = std::max(0, o.cx - o.r); x < std::min(S, o.cx + o.r); ++x)
+        if (inside(o, x, y))
+          for (int c = 0; c < 3; ++c) put(x, y, c, col[c] + noise(8));
+  }
+  return img;
+}
+
+void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
+  RESSA_CHECK_ARG(opt.train >= 0 && opt.val >= 0 && opt.test >= 0,
+                  "[generate_shapes] split sizes must be >= 0, got train=", opt.train,
+                  " val=", opt.val, " test=", opt.test);
+  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024,
+                  "[generate_shapes] image_size ", opt.image_size, " outside 32..1024");
+  RESSA_CHECK_ARG(opt.threads >= 0, "[generate_shapes] threads must be >= 0, got ", opt.threads);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(fs::path(out_dir) / "images", ec);
+  if (ec) fail("[generate_shapes] ", out_dir, ": cannot create directory: ", ec.message());
+
+  const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
+  const char* splits[3] = {"train", "val", "test"};
+  const int sizes[3] = {opt.train, opt.val, opt.test};
+  for (int si = 0; si < 3; ++si) {
+    const int n = sizes[si];
+    const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0x5EEDull * (si + 1)));
+    // Exact balance: example i gets family i % 7 and that family's answers in turn.
+    std::vector<std::pair<int, int>> tasks(n);
+    for (int i = 0; i < n; ++i) {
+      const int f = i % kNumFamilies;
+      tasks[i] = {f, (i / kNumFamilies) % int(shapes_answers(shapes_families()[f]).size())};
+    }
+    Rng shuffle_rng(split_seed);
+    for (int i = n - 1; i > 0; --i) std::swap(tasks[i], tasks[shuffle_rng.uniform(0, i)]);
+
+    // Each example depends only on (split_seed, index), so threads never change the output.
+    std::vector<VqaExample> examples(n);
+    std::atomic<int> next{0};
+    std::exception_ptr error;
+    std::mutex error_mu;
+    auto worker = [&] {
+      try {
+        for (int i = next++; i < n; i = next++) {
+          const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
+          ShapesScene sc = make_shapes_scene(s, tasks[i].first, tasks[i].second, opt.image_size);
+          char stem[64];
+          std::snprintf(stem, sizeof stem, "%s_%06d", splits[si], i);
+          VqaExample& ex = examples[i];
+          ex.id = stem;
+          ex.image = std::string("images/") + stem + ".png";
+          write_image_file((fs::path(out_dir) / ex.image).string(),
+                           encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
+                           tmp_suffix);
+          ex.question = std::move(sc.question);
+          ex.answer = std::move(sc.answer);
+          ex.family = std::move(sc.family);
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!error) error = std::current_exception();
+        next = n;  // stop the other workers early
+      }
+    };
+    int threads = opt.threads > 0 ? opt.threads : int(std::thread::hardware_concurrency());
+    threads = std::clamp(threads, 1, std::max(1, n));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
+    if (error) std::rethrow_exception(error);
+    write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
+  }
+}
+
+}  // namespace ressa::data

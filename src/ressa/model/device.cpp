@@ -1,0 +1,43 @@
+// Device and thread-pool setup (see device.h).
+#include "ressa/model/device.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "ressa/core/error.h"
+#include "ressa/core/runtime.h"
+
+namespace ressa::model {
+
+Runtime setup_runtime(const RuntimeOptions& opts) {
+  Runtime rt;
+  RESSA_CHECK_ARG(opts.threads >= 0, "[setup_runtime] --threads must be >= 0, got ", opts.threads);
+  if (opts.device == "cpu") {
+    rt.device = torch::Device(torch::kCPU);
+  } else if (opts.device.rfind("cuda", 0) == 0) {
+    RESSA_CHECK_ARG(torch::cuda::is_available(), "[setup_runtime] --device ", opts.device,
+                    ": this ressa is built against a libtorch without CUDA (or no GPU is visible)");
+    rt.device = torch::Device(opts.device);
+  } else {
+    fail_arg("[setup_runtime] --device must be cpu or cuda[:N], got '", opts.device, "'");
+  }
+  rt.threads = opts.threads > 0 ? opts.threads : hardware_threads();
+  torch::set_num_threads(rt.threads);
+  // OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so set its pool through its API.
+  // torch calls one sgemm at a time for a Linear, so OpenBLAS may use all cores there; inside
+  // torch's own parallel regions (batched matmul) that would oversubscribe, which is why the
+  // count is a measured choice (docs/benchmarks.md), overridable with RESSA_BLAS_THREADS.
+  int blas_threads = rt.threads;
+  if (const char* env = std::getenv("RESSA_BLAS_THREADS")) blas_threads = std::max(1, std::atoi(env));
+  if (auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(blas_threads);
+  rt.blas_threads = blas_threads;
+  rt.blas = blas_library_path();
+  if (blas_is_reference())
+    rt.warning = "BLAS is the slow reference implementation (" + rt.blas +
+                 "); install libopenblas0 for ~40x faster matrix products";
+  return rt;
+}
+
+}  // namespace ressa::model

@@ -1,0 +1,95 @@
+// Linear layer with pruning mask, adapters (SparseLoRA / LoRA / masked finetuning) and teacher mode.
+#include "ressa/model/linear.h"
+
+#include <cmath>
+
+#include "ressa/core/error.h"
+
+namespace ressa::model {
+
+AdapterKind parse_adapter_kind(const std::string& s) {
+  if (s == "none") return AdapterKind::None;
+  if (s == "sparse-lora") return AdapterKind::SparseLora;
+  if (s == "lora") return AdapterKind::Lora;
+  if (s == "masked-ft") return AdapterKind::MaskedFt;
+  fail_arg("[parse_adapter_kind] unknown adapter '", s, "' (expected sparse-lora, lora or masked-ft)");
+}
+
+std::string to_string(AdapterKind k) {
+  switch (k) {
+    case AdapterKind::None: return "none";
+    case AdapterKind::SparseLora: return "sparse-lora";
+    case AdapterKind::Lora: return "lora";
+    case AdapterKind::MaskedFt: return "masked-ft";
+  }
+  return "?";
+}
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (with_bias) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));
+  }
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  if (teacher_mode && dense_weight.defined()) return torch::nn::functional::linear(x, dense_weight, bias);
+  switch (adapter) {
+    case AdapterKind::None:
+      return torch::nn::functional::linear(x, mask.defined() ? weight * mask : weight, bias);
+    case AdapterKind::MaskedFt:
+      return torch::nn::functional::linear(x, mask.defined() ? weight * mask : weight, bias);
+    case AdapterKind::SparseLora: {
+      // The mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
+      auto w = weight + lora_scale * torch::matmul(lora_B, lora_A);
+      if (mask.defined()) w = w * mask;
+      return torch::nn::functional::linear(x, w, bias);
+    }
+    case AdapterKind::Lora: {
+      auto base = torch::nn::functional::linear(x, weight, bias);
+      return base + lora_scale * torch::nn::functional::linear(torch::nn::functional::linear(x, lora_A), lora_B);
+    }
+  }
+  return {};
+}
+
+void LinearImpl::attach_adapter(AdapterKind kind, int64_t rank, double alpha) {
+  RESSA_CHECK_ARG(adapter == AdapterKind::None, "[Linear::attach_adapter] adapter already attached");
+  adapter = kind;
+  if (kind == AdapterKind::None) return;
+  if (kind == AdapterKind::MaskedFt) {
+    weight.set_requires_grad(true);
+    return;
+  }
+  RESSA_CHECK_ARG(rank > 0, "[Linear::attach_adapter] rank must be > 0, got ", rank);
+  weight.set_requires_grad(false);
+  auto opts = weight.options().requires_grad(false);
+  lora_A = torch::empty({rank, in_features()}, opts);
+  torch::nn::init::kaiming_uniform_(lora_A, std::sqrt(5.0));
+  lora_B = torch::zeros({out_features(), rank}, opts);
+  lora_A = register_parameter("lora_A", lora_A);
+  lora_B = register_parameter("lora_B", lora_B);
+  lora_scale = alpha / static_cast<double>(rank);
+}
+
+torch::Tensor LinearImpl::merged_weight() const {
+  torch::NoGradGuard ng;
+  torch::Tensor w = weight.detach().clone();
+  if (adapter == AdapterKind::SparseLora || adapter == AdapterKind::Lora)
+    w += lora_scale * torch::matmul(lora_B.detach(), lora_A.detach());
+  if (mask.defined() && adapter != AdapterKind::Lora) w *= mask;
+  return w;
+}
+
+void LinearImpl::merge_adapter() {
+  torch::NoGradGuard ng;
+  weight.copy_(merged_weight());
+  adapter = AdapterKind::None;
+  lora_A = torch::Tensor();
+  lora_B = torch::Tensor();
+  lora_scale = 0.0;
+}
+
+}  // namespace ressa::model

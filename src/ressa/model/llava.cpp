@@ -1,0 +1,283 @@
+// LLaVA forward pass: CLIP vision tower, GELU MLP projector, Llama decoder (HF names and math).
+#include "ressa/model/llava.h"
+
+#include <cmath>
+
+#include "ressa/core/error.h"
+
+namespace F = torch::nn::functional;
+
+namespace ressa::model {
+namespace {
+// q/k/v [B,H,T,hd], bias [B,1,T,T] or undefined -> [B,H,T,hd]
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias) {
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  if (bias.defined()) scores = scores + bias;
+  return torch::matmul(torch::softmax(scores, -1), v);
+}
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, h), x.slice(-1, 0, h)}, -1);
+}
+
+torch::nn::LayerNorm layer_norm(int64_t d, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(eps));
+}
+}  // namespace
+
+// ---- vision --------------------------------------------------------------------------------
+ClipAttentionImpl::ClipAttentionImpl(const io::VisionConfig& c) : heads(c.num_attention_heads) {
+  const int64_t d = c.hidden_size;
+  k_proj = register_module("k_proj", Linear(d, d, true));
+  v_proj = register_module("v_proj", Linear(d, d, true));
+  q_proj = register_module("q_proj", Linear(d, d, true));
+  out_proj = register_module("out_proj", Linear(d, d, true));
+}
+
+torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2), hd = D / heads;
+  auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, hd}).transpose(1, 2); };
+  auto o = attention(split(q_proj(x)), split(k_proj(x)), split(v_proj(x)), torch::Tensor());
+  return out_proj(o.transpose(1, 2).reshape({B, T, D}));
+}
+
+ClipMlpImpl::ClipMlpImpl(const io::VisionConfig& c) : quick_gelu(c.hidden_act == "quick_gelu") {
+  fc1 = register_module("fc1", Linear(c.hidden_size, c.intermediate_size, true));
+  fc2 = register_module("fc2", Linear(c.intermediate_size, c.hidden_size, true));
+}
+
+torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
+  auto h = fc1(x);
+  h = quick_gelu ? h * torch::sigmoid(1.702 * h) : F::gelu(h);
+  return fc2(h);
+}
+
+ClipLayerImpl::ClipLayerImpl(const io::VisionConfig& c) {
+  self_attn = register_module("self_attn", ClipAttention(c));
+  layer_norm1 = register_module("layer_norm1", layer_norm(c.hidden_size, c.layer_norm_eps));
+  mlp = register_module("mlp", ClipMlp(c));
+  layer_norm2 = register_module("layer_norm2", layer_norm(c.hidden_size, c.layer_norm_eps));
+}
+
+torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
+  auto h = x + self_attn(layer_norm1(x));
+  return h + mlp(layer_norm2(h));
+}
+
+ClipEmbeddingsImpl::ClipEmbeddingsImpl(const io::VisionConfig& c) {
+  class_embedding = register_parameter("class_embedding", torch::randn({c.hidden_size}) * 0.02);
+  patch_embedding = register_module(
+      "patch_embedding",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size).stride(c.patch_size).bias(false)));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(c.num_patches() + 1, c.hidden_size));
+  torch::NoGradGuard ng;
+  position_embedding->weight.normal_(0, 0.02);
+}
+
+torch::Tensor ClipEmbeddingsImpl::forward(const torch::Tensor& pixels) {
+  const int64_t B = pixels.size(0);
+  auto patches = patch_embedding(pixels).flatten(2).transpose(1, 2);  // [B, P, D]
+  auto cls = class_embedding.view({1, 1, -1}).expand({B, 1, class_embedding.size(0)});
+  auto x = torch::cat({cls, patches}, 1);
+  return x + position_embedding->weight.unsqueeze(0);
+}
+
+ClipEncoderImpl::ClipEncoderImpl(const io::VisionConfig& c) {
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(ClipLayer(c));
+  register_module("layers", layers);
+}
+
+ClipVisionTransformerImpl::ClipVisionTransformerImpl(const io::VisionConfig& c) {
+  embeddings = register_module("embeddings", ClipEmbeddings(c));
+  pre_layrnorm = register_module("pre_layrnorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  encoder = register_module("encoder", ClipEncoder(c));
+  post_layernorm = register_module("post_layernorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  for (auto& m : *encoder->layers) blocks.push_back(ClipLayer(std::dynamic_pointer_cast<ClipLayerImpl>(m)));
+}
+
+ClipVisionModelImpl::ClipVisionModelImpl(const io::VisionConfig& c) {
+  vision_model = register_module("vision_model", ClipVisionTransformer(c));
+}
+
+// ---- projector -----------------------------------------------------------------------------
+ProjectorImpl::ProjectorImpl(int64_t dv, int64_t dt) {
+  linear_1 = register_module("linear_1", Linear(dv, dt, true));
+  linear_2 = register_module("linear_2", Linear(dt, dt, true));
+}
+
+torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) { return linear_2(F::gelu(linear_1(x))); }
+
+// ---- language model ------------------------------------------------------------------------
+RmsNormImpl::RmsNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  auto var = x.pow(2).mean(-1, true);
+  return weight * (x * torch::rsqrt(var + eps));
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const io::TextConfig& c)
+    : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
+  const int64_t d = c.hidden_size;
+  q_proj = register_module("q_proj", Linear(d, heads * head_dim, false));
+  k_proj = register_module("k_proj", Linear(d, kv_heads * head_dim, false));
+  v_proj = register_module("v_proj", Linear(d, kv_heads * head_dim, false));
+  o_proj = register_module("o_proj", Linear(heads * head_dim, d, false));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& bias) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);
+  auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
+  auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  if (kv_heads != heads) {
+    k = k.repeat_interleave(heads / kv_heads, 1);
+    v = v.repeat_interleave(heads / kv_heads, 1);
+  }
+  auto o = attention(q, k, v, bias);
+  return o_proj(o.transpose(1, 2).reshape({B, T, heads * head_dim}));
+}
+
+LlamaMlpImpl::LlamaMlpImpl(const io::TextConfig& c) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false));
+}
+
+torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
+
+LlamaLayerImpl::LlamaLayerImpl(const io::TextConfig& c) {
+  self_attn = register_module("self_attn", LlamaAttention(c));
+  mlp = register_module("mlp", LlamaMlp(c));
+  input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor LlamaLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                      const torch::Tensor& bias) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, bias);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaModelImpl::LlamaModelImpl(const io::TextConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  {
+    torch::NoGradGuard ng;
+    embed_tokens->weight.normal_(0, 0.02);
+  }
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaLayer(c));
+  register_module("layers", layers);
+  norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  for (auto& m : *layers) blocks.push_back(LlamaLayer(std::dynamic_pointer_cast<LlamaLayerImpl>(m)));
+}
+
+LlamaForCausalLmImpl::LlamaForCausalLmImpl(const io::TextConfig& c) {
+  model = register_module("model", LlamaModel(c));
+  lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
+}
+
+std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim, double theta) {
+  auto idx = torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kFloat64).device(positions.device()));
+  auto inv_freq = torch::pow(theta, -idx / static_cast<double>(head_dim)).to(torch::kFloat32);  // [hd/2]
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;                         // [B,T,hd/2]
+  auto emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos(), emb.sin()};
+}
+
+// ---- VLM -----------------------------------------------------------------------------------
+LlavaImpl::LlavaImpl(const io::LlavaConfig& c) : config(c) {
+  c.validate("LlavaConfig");
+  vision_tower = register_module("vision_tower", ClipVisionModel(c.vision));
+  multi_modal_projector = register_module("multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
+  language_model = register_module("language_model", LlamaForCausalLm(c.text));
+}
+
+std::vector<torch::Tensor> LlavaImpl::vision_hidden_states(const torch::Tensor& pixels) {
+  auto& vm = vision_tower->vision_model;
+  RESSA_CHECK_ARG(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == config.vision.image_size &&
+                      pixels.size(3) == config.vision.image_size,
+                  "[Llava::image_features] pixels must be [B,3,", config.vision.image_size, ",",
+                  config.vision.image_size, "], got ", pixels.sizes());
+  std::vector<torch::Tensor> hs;
+  auto x = vm->pre_layrnorm(vm->embeddings(pixels));
+  hs.push_back(x);
+  for (auto& blk : vm->blocks) {
+    x = blk(x);
+    hs.push_back(x);
+  }
+  return hs;
+}
+
+torch::Tensor LlavaImpl::image_features(const torch::Tensor& pixels) {
+  auto& vm = vision_tower->vision_model;
+  const int64_t L = static_cast<int64_t>(vm->blocks.size());
+  const int64_t layer = config.vision_feature_layer < 0 ? L + 1 + config.vision_feature_layer : config.vision_feature_layer;
+  // Run only the blocks the selected hidden state needs.
+  auto x = vm->pre_layrnorm(vm->embeddings(pixels));
+  for (int64_t i = 0; i < layer; ++i) x = vm->blocks[i](x);
+  if (config.vision_feature_select_strategy == "default") x = x.slice(1, 1);
+  return multi_modal_projector(x);
+}
+
+torch::Tensor LlavaImpl::embed(const torch::Tensor& ids, const torch::Tensor& feats) {
+  auto emb = language_model->model->embed_tokens(ids);
+  auto is_img = ids.eq(config.image_token_index);
+  const int64_t n_img = is_img.sum().item<int64_t>();
+  RESSA_CHECK_ARG(n_img == feats.size(0) * feats.size(1), "[Llava::embed] the input has ", n_img,
+                  " <image> tokens but the images give ", feats.size(0) * feats.size(1), " features (",
+                  feats.size(0), " images x ", feats.size(1), ")");
+  return emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype()));
+}
+
+torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor& attn_mask) {
+  const int64_t B = embeds.size(0), T = embeds.size(1);
+  auto m = attn_mask.to(torch::kInt64);
+  auto positions = (m.cumsum(1) - 1).clamp_min(0);
+  auto [cos, sin] = rope_tables(positions, config.text.head_dim(), config.text.rope_theta);
+  // Additive bias: causal, and keys that are padding are never attended to.
+  auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(embeds.device())).tril();
+  auto allowed = causal.unsqueeze(0) & attn_mask.to(torch::kBool).view({B, 1, T});
+  auto bias = torch::zeros({B, 1, T, T}, embeds.options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
+  auto x = embeds;
+  for (auto& blk : language_model->model->blocks) x = blk(x, cos, sin, bias);
+  return language_model->lm_head(language_model->model->norm(x));
+}
+
+torch::Tensor LlavaImpl::forward(const torch::Tensor& pixels, const torch::Tensor& ids, const torch::Tensor& attn_mask) {
+  return decode(embed(ids, image_features(pixels)), attn_mask);
+}
+
+std::vector<std::pair<std::string, Linear>> LlavaImpl::linears() {
+  std::vector<std::pair<std::string, Linear>> out;
+  for (auto& item : named_modules("", false)) {
+    if (auto lin = std::dynamic_pointer_cast<LinearImpl>(item.value())) out.emplace_back(item.key(), Linear(lin));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Linear>> LlavaImpl::vision_block_linears() {
+  std::vector<std::pair<std::string, Linear>> out;
+  for (auto& [name, lin] : linears())
+    if (name.rfind("vision_tower.vision_model.encoder.layers.", 0) == 0) out.emplace_back(name, lin);
+  return out;
+}
+
+std::vector<std::pair<std::string, Linear>> LlavaImpl::language_block_linears() {
+  std::vector<std::pair<std::string, Linear>> out;
+  for (auto& [name, lin] : linears())
+    if (name.rfind("language_model.model.layers.", 0) == 0) out.emplace_back(name, lin);
+  return out;
+}
+
+void LlavaImpl::set_teacher_mode(bool on) {
+  for (auto& [name, lin] : linears()) lin->teacher_mode = on;
+}
+
+}  // namespace ressa::model

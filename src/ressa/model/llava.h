@@ -1,0 +1,184 @@
+// The LLaVA architecture with Hugging Face parameter names (llava-hf checkpoints):
+//   vision_tower.vision_model.*    CLIP ViT (patch conv, class token, learned positions, pre-LN blocks)
+//   multi_modal_projector.*        linear_1 -> GELU -> linear_2
+//   language_model.model.*         Llama decoder (RMSNorm, RoPE, SwiGLU), language_model.lm_head
+// Image features replace the <image> tokens of the input (one token per image feature).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "ressa/io/config.h"
+#include "ressa/model/linear.h"
+
+namespace ressa::model {
+
+// ---- vision tower (CLIP) --------------------------------------------------------------
+class ClipAttentionImpl : public torch::nn::Module {
+ public:
+  explicit ClipAttentionImpl(const io::VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // x [B, T, D] -> [B, T, D]
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  int64_t heads;
+};
+TORCH_MODULE(ClipAttention);
+
+class ClipMlpImpl : public torch::nn::Module {
+ public:
+  explicit ClipMlpImpl(const io::VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  Linear fc1{nullptr}, fc2{nullptr};
+  bool quick_gelu;
+};
+TORCH_MODULE(ClipMlp);
+
+class ClipLayerImpl : public torch::nn::Module {
+ public:
+  explicit ClipLayerImpl(const io::VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // pre-LN residual block
+  ClipAttention self_attn{nullptr};
+  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  ClipMlp mlp{nullptr};
+};
+TORCH_MODULE(ClipLayer);
+
+class ClipEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit ClipEmbeddingsImpl(const io::VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& pixels);  // [B,3,H,W] -> [B, 1+P, D]
+  torch::Tensor class_embedding;                       // [D]
+  torch::nn::Conv2d patch_embedding{nullptr};
+  torch::nn::Embedding position_embedding{nullptr};
+};
+TORCH_MODULE(ClipEmbeddings);
+
+class ClipEncoderImpl : public torch::nn::Module {
+ public:
+  explicit ClipEncoderImpl(const io::VisionConfig& c);
+  torch::nn::ModuleList layers;
+};
+TORCH_MODULE(ClipEncoder);
+
+class ClipVisionTransformerImpl : public torch::nn::Module {
+ public:
+  explicit ClipVisionTransformerImpl(const io::VisionConfig& c);
+  ClipEmbeddings embeddings{nullptr};
+  torch::nn::LayerNorm pre_layrnorm{nullptr};  // sic: the HF name
+  ClipEncoder encoder{nullptr};
+  torch::nn::LayerNorm post_layernorm{nullptr};
+  std::vector<ClipLayer> blocks;  // views of encoder.layers
+};
+TORCH_MODULE(ClipVisionTransformer);
+
+class ClipVisionModelImpl : public torch::nn::Module {
+ public:
+  explicit ClipVisionModelImpl(const io::VisionConfig& c);
+  ClipVisionTransformer vision_model{nullptr};
+};
+TORCH_MODULE(ClipVisionModel);
+
+// ---- projector --------------------------------------------------------------------------
+class ProjectorImpl : public torch::nn::Module {
+ public:
+  ProjectorImpl(int64_t vision_hidden, int64_t text_hidden);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, P, Dv] -> [B, P, Dt]
+  Linear linear_1{nullptr}, linear_2{nullptr};
+};
+TORCH_MODULE(Projector);
+
+// ---- language model (Llama) ---------------------------------------------------------------
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  RmsNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RmsNorm);
+
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const io::TextConfig& c);
+  // x [B,T,D]; cos/sin [B,T,head_dim]; bias [B,1,T,T] additive (causal + padding)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& bias);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t heads, kv_heads, head_dim;
+};
+TORCH_MODULE(LlamaAttention);
+
+class LlamaMlpImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMlpImpl(const io::TextConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMlp);
+
+class LlamaLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaLayerImpl(const io::TextConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& bias);
+  LlamaAttention self_attn{nullptr};
+  LlamaMlp mlp{nullptr};
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaLayer);
+
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const io::TextConfig& c);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RmsNorm norm{nullptr};
+  std::vector<LlamaLayer> blocks;
+};
+TORCH_MODULE(LlamaModel);
+
+class LlamaForCausalLmImpl : public torch::nn::Module {
+ public:
+  explicit LlamaForCausalLmImpl(const io::TextConfig& c);
+  LlamaModel model{nullptr};
+  Linear lm_head{nullptr};
+};
+TORCH_MODULE(LlamaForCausalLm);
+
+// ---- the VLM ------------------------------------------------------------------------------
+class LlavaImpl : public torch::nn::Module {
+ public:
+  explicit LlavaImpl(const io::LlavaConfig& c);
+
+  // pixels [B,3,H,W] normalized -> image features [B, image_tokens, text_hidden]
+  torch::Tensor image_features(const torch::Tensor& pixels);
+  // Vision hidden states: [embeddings(after pre-LN), layer 1, ..., layer L], each [B, 1+P, Dv].
+  std::vector<torch::Tensor> vision_hidden_states(const torch::Tensor& pixels);
+  // Token embeddings with image features scattered into the <image> positions.
+  // ids [B,T] int64, feats [B, image_tokens, D] -> [B,T,D]
+  torch::Tensor embed(const torch::Tensor& ids, const torch::Tensor& feats);
+  // Decoder from embeddings: embeds [B,T,D], attn_mask [B,T] (1 = real token; left or right
+  // padding) -> logits [B,T,V]. Positions count real tokens only.
+  torch::Tensor decode(const torch::Tensor& embeds, const torch::Tensor& attn_mask);
+  // Full forward: logits [B,T,V].
+  torch::Tensor forward(const torch::Tensor& pixels, const torch::Tensor& ids, const torch::Tensor& attn_mask);
+
+  // Every Linear in the model by its HF name (without ".weight").
+  std::vector<std::pair<std::string, Linear>> linears();
+  // The Linears pruning targets: those inside vision encoder blocks and language model blocks.
+  std::vector<std::pair<std::string, Linear>> vision_block_linears();
+  std::vector<std::pair<std::string, Linear>> language_block_linears();
+  // Sets teacher mode on every Linear (dense W0 forward when the layer has one).
+  void set_teacher_mode(bool on);
+
+  io::LlavaConfig config;
+  ClipVisionModel vision_tower{nullptr};
+  Projector multi_modal_projector{nullptr};
+  LlamaForCausalLm language_model{nullptr};
+};
+TORCH_MODULE(Llava);
+
+// RoPE tables for positions [B,T] int64 -> (cos, sin) [B,T,head_dim] (HF rotate_half layout).
+std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim, double theta);
+
+}  // namespace ressa::model

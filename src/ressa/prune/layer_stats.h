@@ -1,0 +1,47 @@
+// Per-layer calibration statistics (the add_batch / prune / free pattern of wanda and
+// sparsegpt.py) and the layer reconstruction error used to judge a pruned matrix.
+#pragma once
+#include <torch/torch.h>
+
+namespace ressa::prune {
+
+// Accumulates statistics of a Linear layer's inputs X over calibration batches. All statistics
+// are kept in float64 on the device of the first batch; n counts rows (tokens), not sequences.
+class LayerStats {
+ public:
+  // need_hessian: also accumulate H = 2/n XᵀX ([d_in, d_in] float64, needed by SparseGPT).
+  LayerStats(int64_t d_in, bool need_hessian);
+
+  // x [..., d_in], any floating dtype; rows are x.reshape(-1, d_in). Empty batches are ignored.
+  void add_batch(const torch::Tensor& x);
+
+  int64_t d_in() const { return d_in_; }
+  int64_t nsamples() const { return n_; }  // rows seen so far
+  bool has_hessian() const { return need_hessian_ && H_.defined(); }
+
+  torch::Tensor col_norm_sq() const;  // [d_in] f64: ||X_:,j||², summed over all n rows (Wanda)
+  torch::Tensor col_mean() const;     // [d_in] f64: E[x_j] (DSnoT)
+  torch::Tensor col_var() const;      // [d_in] f64: population variance of x_j (DSnoT)
+  torch::Tensor hessian() const;      // [d_in, d_in] f64: 2/n XᵀX (running average as sparsegpt.py)
+  void free_hessian();                // drop H once the layer is pruned
+
+ private:
+  void require_rows(const char* fn) const;
+
+  int64_t d_in_;
+  bool need_hessian_;
+  int64_t n_ = 0;
+  torch::Tensor sum_sq_, mean_, m2_;  // [d_in] f64; m2_ = Σ (x - mean)², merged per batch (Chan)
+  torch::Tensor H_;                   // [d_in, d_in] f64
+};
+
+// Relative layer reconstruction error ||XWᵀ - XŴᵀ||² / ||XWᵀ||² for w, w_pruned [d_out, d_in]
+// and x [..., d_in]. Computed in float64; 0 when both are 0, +inf when only XWᵀ is 0.
+double recon_error(const torch::Tensor& w, const torch::Tensor& w_pruned, const torch::Tensor& x);
+
+// The same error from a Gram matrix G = XᵀX [d_in, d_in] (or any positive multiple of it, such
+// as LayerStats::hessian()): tr((W-Ŵ) G (W-Ŵ)ᵀ) / tr(W G Wᵀ). Lets a driver score a layer
+// without keeping X.
+double recon_error_gram(const torch::Tensor& w, const torch::Tensor& w_pruned, const torch::Tensor& gram);
+
+}  // namespace ressa::prune

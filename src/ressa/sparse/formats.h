@@ -1,0 +1,115 @@
+// Torch-free compressed sparse weight formats for Linear weights W [rows, cols] (fp32):
+// BitmaskMatrix (unstructured) and NMMatrix (N:M), each with a lossless dense round trip and a
+// compressed-tensors-compatible export to named raw arrays (written to safetensors elsewhere).
+// Byte layouts are documented in docs/kernels.md.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ressa::sparse {
+
+// One raw tensor for a safetensors file: little-endian, row-major, C-contiguous.
+struct NamedArray {
+  std::string name;            // e.g. "model.layers.0.mlp.up_proj.compressed"
+  std::string dtype;           // safetensors dtype name: "F32", "U8", "I32" or "I64"
+  std::vector<int64_t> shape;  // dims; product(shape) * dtype_size(dtype) == bytes.size()
+  std::vector<uint8_t> bytes;  // raw data
+};
+
+// Bytes per element of a safetensors dtype name ("F32" -> 4); throws std::invalid_argument.
+size_t dtype_size(const std::string& dtype);
+
+// Unstructured sparsity: a weight is kept iff it is != 0 (so -0.0 reads back as +0.0).
+// Layout (compressed-tensors "sparse_bitmask"):
+//   values      float [nnz]             kept weights in row-major order
+//   bitmask     uint8 [rows, ceil(cols/8)]  bit (c % 8) of byte c / 8 = weight c kept
+//               (LSB first, numpy packbits bitorder="little"); padding bits are zero
+//   row_offsets int64 [rows + 1]        row r's values are values[row_offsets[r], row_offsets[r+1])
+class BitmaskMatrix {
+ public:
+  BitmaskMatrix() = default;
+  // w is (rows, cols) row-major; rows, cols >= 1.
+  static BitmaskMatrix from_dense(const float* w, int64_t rows, int64_t cols);
+  // out is (rows, cols) row-major; pruned entries become +0.0.
+  void to_dense(float* out) const;
+
+  // Tensors "<prefix>.shape" I64 [2], "<prefix>.compressed" F32 [nnz], "<prefix>.bitmask"
+  // U8 [rows, ceil(cols/8)], "<prefix>.row_offsets" I64 [rows] (row starts, as compressed-tensors
+  // writes them). A trailing ".weight" on prefix is dropped, as compressed-tensors does.
+  std::vector<NamedArray> to_named_arrays(const std::string& prefix) const;
+  // Reads the four tensors above out of arrays (other names are ignored); checks every dtype,
+  // shape and size, that padding bits are zero and that row_offsets match the bitmask
+  // ([rows] starts or [rows+1] offsets accepted); throws std::runtime_error on inconsistency.
+  static BitmaskMatrix from_named_arrays(const std::vector<NamedArray>& arrays,
+                                         const std::string& prefix);
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int64_t nnz() const { return static_cast<int64_t>(values_.size()); }
+  int64_t mask_stride() const { return (cols_ + 7) / 8; }  // bytes per bitmask row
+  double density() const { return rows_ > 0 && cols_ > 0 ? double(nnz()) / double(rows_ * cols_) : 0.0; }
+  const std::vector<float>& values() const { return values_; }
+  const std::vector<uint8_t>& bitmask() const { return bitmask_; }
+  const std::vector<int64_t>& row_offsets() const { return row_offsets_; }
+  // Storage of values + bitmask + row_offsets in bytes.
+  size_t bytes() const;
+
+ private:
+  int64_t rows_ = 0, cols_ = 0;
+  std::vector<float> values_;
+  std::vector<uint8_t> bitmask_;
+  std::vector<int64_t> row_offsets_;
+};
+
+// N:M sparsity: in every group of m consecutive weights of a row, n are zero and k = m - n are
+// kept. Groups with more than n zeros store the extra zeros explicitly, so every group holds
+// exactly k values. Layout:
+//   values     float [rows, cols / m * k]      kept weights, row-major, ascending column
+//   positions  uint8 [rows, pos_stride()]      in-group position of each value, pos_bits() =
+//              ceil(log2 m) bits each (2 for m = 4), value j of a row at bits [j*b, j*b+b) of
+//              the row's bytes, LSB first; positions ascend within a group; padding bits zero
+class NMMatrix {
+ public:
+  NMMatrix() = default;
+  // w is (rows, cols) row-major. Requires 2 <= m <= 256, 0 <= n < m, m | cols and at least n
+  // zeros in every group; throws std::invalid_argument naming the first offending group.
+  static NMMatrix from_dense(const float* w, int64_t rows, int64_t cols, int n, int m);
+  // out is (rows, cols) row-major.
+  void to_dense(float* out) const;
+
+  // Tensors in the compressed-tensors "sparse_24_bitmask" layout, generalised to n:m:
+  // "<prefix>.shape" I64 [2, 1], "<prefix>.compressed" F32 [rows, cols / m * k],
+  // "<prefix>.bitmask" U8 [rows, ceil(cols/8)] (1 = stored, LSB first). The 2-bit positions
+  // are an in-memory detail; n and m are not stored (record them in the model config).
+  std::vector<NamedArray> to_named_arrays(const std::string& prefix) const;
+  // Inverse of to_named_arrays; checks dtypes, shapes, sizes and exactly m - n bits set per
+  // group; throws std::runtime_error on inconsistency (std::invalid_argument for bad n, m).
+  static NMMatrix from_named_arrays(const std::vector<NamedArray>& arrays,
+                                    const std::string& prefix, int n, int m);
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  int n() const { return n_; }
+  int m() const { return m_; }
+  int kept_per_group() const { return m_ - n_; }
+  int pos_bits() const { return pos_bits_; }
+  int64_t groups_per_row() const { return m_ ? cols_ / m_ : 0; }
+  int64_t values_per_row() const { return groups_per_row() * kept_per_group(); }
+  int64_t pos_stride() const { return (values_per_row() * pos_bits_ + 7) / 8; }
+  const std::vector<float>& values() const { return values_; }
+  const std::vector<uint8_t>& positions() const { return positions_; }
+  // In-group position of value j (0-based within the row) of row r.
+  int position(int64_t r, int64_t j) const;
+  // Storage of values + positions in bytes.
+  size_t bytes() const;
+
+ private:
+  int64_t rows_ = 0, cols_ = 0;
+  int n_ = 0, m_ = 0, pos_bits_ = 0;
+  std::vector<float> values_;
+  std::vector<uint8_t> positions_;
+};
+
+}  // namespace ressa::sparse

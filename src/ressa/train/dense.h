@@ -1,0 +1,31 @@
+// Dense training of a Llava model from scratch on a VQA dataset directory (`ressa train`).
+#pragma once
+#include <string>
+
+#include "ressa/core/progress.h"
+#include "ressa/model/device.h"
+#include "ressa/train/loop.h"
+
+namespace ressa::train {
+
+struct DenseTrainOptions {
+  std::string data_dir;      // dataset directory (train/val/test.jsonl + images)
+  std::string out_dir;       // model directory to write
+  std::string preset = "small";
+  std::string config_path;   // config.json overriding the preset ("" = preset)
+  uint64_t seed = 0;         // model init and data order
+  double epochs = 0;         // > 0: steps = epochs * n_train / batch (overrides loop.steps)
+  int64_t val_limit = 500;   // validation examples used for periodic accuracy
+  LoopOptions loop;          // steps, batch, lr, schedule, checkpoints (dir set from out_dir)
+};
+
+struct DenseTrainResult {
+  LoopResult loop;
+  double val_accuracy = 0;
+  double gflop_per_s = 0;  // achieved training FLOP rate (6 * params * tokens per second, estimated)
+  int64_t params = 0;
+};
+
+DenseTrainResult train_dense(const DenseTrainOptions& opts, const model::Runtime& rt, const ProgressSink& progress);
+
+}  // namespace ressa::train

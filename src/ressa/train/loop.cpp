@@ -1,0 +1,172 @@
+// AdamW training loop with schedule, clipping, checkpoints and resume (see loop.h).
+#include "ressa/train/loop.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "ressa/core/atomic_file.h"
+#include "ressa/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace ressa::train {
+
+void LoopOptions::validate() const {
+  RESSA_CHECK_ARG(steps > 0, "[train] --steps must be > 0, got ", steps);
+  RESSA_CHECK_ARG(batch > 0, "[train] --batch must be > 0, got ", batch);
+  RESSA_CHECK_ARG(lr > 0 && std::isfinite(lr), "[train] --lr must be > 0, got ", lr);
+  RESSA_CHECK_ARG(min_lr_ratio >= 0 && min_lr_ratio <= 1, "[train] min_lr_ratio must be in [0,1], got ", min_lr_ratio);
+  RESSA_CHECK_ARG(warmup >= 0, "[train] --warmup must be >= 0, got ", warmup);
+  RESSA_CHECK_ARG(weight_decay >= 0, "[train] --weight-decay must be >= 0, got ", weight_decay);
+  RESSA_CHECK_ARG(grad_clip >= 0, "[train] --grad-clip must be >= 0, got ", grad_clip);
+  RESSA_CHECK_ARG(!resume || !checkpoint_dir.empty(), "[train] --resume needs a checkpoint directory");
+}
+
+double scheduled_lr(const LoopOptions& o, int64_t step) {
+  if (step < o.warmup) return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup);
+  const double span = std::max<int64_t>(1, o.steps - o.warmup);
+  const double p = std::min(1.0, static_cast<double>(step - o.warmup) / span);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * p));
+  return o.lr * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
+}
+
+std::vector<int64_t> batch_indices(uint64_t seed, int64_t n, int64_t batch, int64_t step) {
+  std::vector<int64_t> out;
+  out.reserve(batch);
+  int64_t pos = step * batch;
+  int64_t cached_epoch = -1;
+  std::vector<int64_t> perm;
+  while (static_cast<int64_t>(out.size()) < batch) {
+    const int64_t epoch = pos / n;
+    if (epoch != cached_epoch) {
+      perm.resize(n);
+      for (int64_t i = 0; i < n; ++i) perm[i] = i;
+      std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
+      for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng() % static_cast<uint64_t>(i + 1)]);
+      cached_epoch = epoch;
+    }
+    out.push_back(perm[pos % n]);
+    ++pos;
+  }
+  return out;
+}
+
+namespace {
+const char* kParams = "params.pt";
+const char* kOptim = "optimizer.pt";
+const char* kState = "state.json";
+
+void save_checkpoint(const std::string& dir, const std::vector<torch::Tensor>& params, torch::optim::AdamW& optim,
+                     int64_t step, const std::vector<double>& recent) {
+  fs::create_directories(dir);
+  // Each file goes through temp + rename; state.json last, so a kill mid-way leaves either the
+  // previous step's complete set or files newer than state.json that are ignored on resume.
+  const std::string tmp = dir + "/.tmp";
+  std::vector<torch::Tensor> cpu;
+  for (auto& p : params) cpu.push_back(p.detach().cpu());
+  torch::save(cpu, tmp + kParams);
+  torch::save(optim, tmp + kOptim);
+  nlohmann::json st = {{"step", step}, {"recent_losses", recent}};
+  fs::rename(tmp + kParams, dir + "/" + std::to_string(step) + "." + kParams);
+  fs::rename(tmp + kOptim, dir + "/" + std::to_string(step) + "." + kOptim);
+  write_file_atomic(dir + "/" + kState, st.dump());
+  // Remove older step files now that state.json points at the new ones.
+  for (auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const auto dot = name.find('.');
+    if (dot == std::string::npos || name[0] == '.' || name == kState) continue;
+    if (name.substr(0, dot) != std::to_string(step)) fs::remove(e.path());
+  }
+}
+
+int64_t load_checkpoint(const std::string& dir, const std::vector<torch::Tensor>& params, torch::optim::AdamW& optim,
+                        std::vector<double>& recent) {
+  const std::string state_path = dir + "/" + kState;
+  RESSA_CHECK(fs::exists(state_path), "[resume] ", state_path, ": no checkpoint to resume from");
+  nlohmann::json st;
+  try {
+    st = nlohmann::json::parse(read_file(state_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("[resume] ", state_path, ": corrupt checkpoint state: ", e.what());
+  }
+  RESSA_CHECK(st.contains("step") && st["step"].is_number_integer(), "[resume] ", state_path, ": missing 'step'");
+  const int64_t step = st["step"].get<int64_t>();
+  recent = st.value("recent_losses", std::vector<double>{});
+  std::vector<torch::Tensor> saved;
+  const std::string ppath = dir + "/" + std::to_string(step) + "." + kParams;
+  try {
+    torch::load(saved, ppath);
+    torch::load(optim, dir + "/" + std::to_string(step) + "." + kOptim);
+  } catch (const c10::Error& e) {
+    fail("[resume] ", dir, ": cannot read checkpoint of step ", step, ": ", e.what_without_backtrace());
+  }
+  RESSA_CHECK(saved.size() == params.size(), "[resume] ", ppath, ": holds ", saved.size(), " tensors, the run has ",
+              params.size(), " trainable tensors (different settings?)");
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < params.size(); ++i) {
+    RESSA_CHECK(saved[i].sizes() == params[i].sizes(), "[resume] ", ppath, ": tensor ", i, " has shape ",
+                saved[i].sizes(), ", expected ", params[i].sizes());
+    params[i].copy_(saved[i]);
+  }
+  return step;
+}
+}  // namespace
+
+LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples, const LoopOptions& o,
+                    const LoopHooks& hooks) {
+  o.validate();
+  RESSA_CHECK_ARG(n_examples > 0, "[train] no training examples");
+  RESSA_CHECK_ARG(!params.empty(), "[train] nothing to train");
+  torch::optim::AdamW optim(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  LoopResult res;
+  std::vector<double> recent;
+  int64_t step = 0;
+  if (o.resume) step = load_checkpoint(o.checkpoint_dir, params, optim, recent);
+  res.start_step = step;
+  Progress progress("step", o.steps, hooks.progress);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (; step < o.steps; ++step) {
+    const double lr = scheduled_lr(o, step);
+    for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    optim.zero_grad();
+    auto loss = hooks.loss(batch_indices(o.seed, n_examples, o.batch, step));
+    const double lv = loss.item<double>();
+    RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
+                " (diverged); nothing was written for this step — lower --lr or check the data");
+    loss.backward();
+    if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
+    optim.step();
+    recent.push_back(lv);
+    if (recent.size() > 50) recent.erase(recent.begin());
+    double mean = 0;
+    for (double v : recent) mean += v;
+    mean /= static_cast<double>(recent.size());
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "loss %.4f lr %.2e", mean, lr);
+    progress.update(step + 1, extra);
+    const bool last = step + 1 == o.steps;
+    if (hooks.validate && o.eval_every > 0 && (step + 1) % o.eval_every == 0 && !last) {
+      const double score = hooks.validate();
+      res.validation.emplace_back(step + 1, score);
+      if (hooks.progress) hooks.progress("validation at step " + std::to_string(step + 1) + ": " + std::to_string(score), false);
+    }
+    if (!o.checkpoint_dir.empty() && o.checkpoint_every > 0 && ((step + 1) % o.checkpoint_every == 0 || last))
+      save_checkpoint(o.checkpoint_dir, params, optim, step + 1, recent);
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.steps = o.steps;
+  for (double v : recent) res.final_loss += v / static_cast<double>(recent.size());
+  res.examples_per_s = res.seconds > 0 ? (o.steps - res.start_step) * o.batch / res.seconds : 0;
+  if (hooks.validate) {
+    const double score = hooks.validate();
+    res.validation.emplace_back(o.steps, score);
+  }
+  progress.finish(res.validation.empty() ? "" : "val " + std::to_string(res.validation.back().second));
+  return res;
+}
+
+}  // namespace ressa::train

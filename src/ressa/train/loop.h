@@ -1,0 +1,59 @@
+// The optimisation loop shared by dense training and repair: AdamW, linear warm-up + cosine
+// decay, global-norm gradient clipping, deterministic shuffling, periodic validation,
+// checkpoints (parameters + optimizer state + step) every N steps, and exact --resume.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ressa/core/progress.h"
+
+namespace ressa::train {
+
+struct LoopOptions {
+  int64_t steps = 1000;            // optimizer steps
+  int64_t batch = 32;              // examples per step
+  double lr = 1e-3;                // peak learning rate
+  double min_lr_ratio = 0.1;       // cosine floor as a fraction of lr (1 = constant after warm-up)
+  int64_t warmup = 100;            // linear warm-up steps
+  double weight_decay = 0.01;      // AdamW decoupled decay
+  double grad_clip = 1.0;          // global L2 norm; 0 disables
+  int64_t eval_every = 0;          // validate every N steps (0 = only at the end)
+  int64_t checkpoint_every = 200;  // write <checkpoint_dir> every N steps (0 = never)
+  uint64_t seed = 0;               // data order
+  std::string checkpoint_dir;      // where resumable state goes ("" = none)
+  bool resume = false;             // continue from checkpoint_dir
+  void validate() const;           // throws std::invalid_argument naming the bad field
+};
+
+struct LoopHooks {
+  // Loss for one batch of example indices (graph attached). Required.
+  std::function<torch::Tensor(const std::vector<int64_t>& idx)> loss;
+  // Validation score (higher is better), called at eval_every and at the end. Optional.
+  std::function<double()> validate;
+  ProgressSink progress;
+};
+
+struct LoopResult {
+  int64_t steps = 0;
+  int64_t start_step = 0;  // > 0 when resumed
+  double final_loss = 0;   // mean loss of the last min(50, steps) steps
+  double seconds = 0;
+  double examples_per_s = 0;
+  std::vector<std::pair<int64_t, double>> validation;  // (step, score)
+};
+
+// Trains `params` (all must require grad) on `n_examples` examples.
+LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples, const LoopOptions& opts,
+                    const LoopHooks& hooks);
+
+// Learning rate at `step` (0-based) under the schedule.
+double scheduled_lr(const LoopOptions& opts, int64_t step);
+
+// The example indices of step `step`: epoch-wise permutations from (seed, epoch), so any step
+// can be recomputed after a resume.
+std::vector<int64_t> batch_indices(uint64_t seed, int64_t n_examples, int64_t batch, int64_t step);
+
+}  // namespace ressa::train

@@ -1,0 +1,36 @@
+// `ressa data`: writes the ShapesVQA (default) or FashionVQA dataset directory.
+#include <filesystem>
+
+#include "common.h"
+#include "ressa/core/atomic_file.h"
+#include "ressa/core/error.h"
+#include "ressa/data/shapes.h"
+
+namespace ressa::cli {
+
+void register_data(CLI::App& app) {
+  struct Flags {
+    std::string out, task = "shapes";
+    data::ShapesOptions shapes;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("data", "write a VQA dataset directory (train/val/test.jsonl + images/)");
+  cmd->add_option("--out", f->out, "dataset directory to write")->required();
+  cmd->add_option("--task", f->task, "shapes (ShapesVQA)")->check(CLI::IsMember({"shapes"}));
+  cmd->add_option("--seed", f->shapes.seed, "generator seed");
+  cmd->add_option("--train", f->shapes.train, "training examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--val", f->shapes.val, "validation examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--test", f->shapes.test, "test examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--image-size", f->shapes.image_size, "image side in pixels")->check(CLI::Range(32, 1024));
+  cmd->add_option("--threads", f->shapes.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([f] {
+    const std::string staging = begin_output_dir(f->out);
+    data::generate_shapes(staging, f->shapes);
+    commit_output_dir(staging, f->out);
+    info("wrote ShapesVQA to " + f->out + " (train " + std::to_string(f->shapes.train) + ", val " +
+         std::to_string(f->shapes.val) + ", test " + std::to_string(f->shapes.test) + ", seed " +
+         std::to_string(f->shapes.seed) + ")");
+  });
+}
+
+}  // namespace ressa::cli

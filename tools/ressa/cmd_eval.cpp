@@ -1,0 +1,110 @@
+// `ressa eval` (VQA exact-match accuracy, --blind) and `ressa inspect` (sparsity report).
+#include <iostream>
+
+#include "common.h"
+#include "ressa/eval/sparsity.h"
+#include "ressa/eval/vqa_eval.h"
+#include "ressa/core/atomic_file.h"
+#include "ressa/model/checkpoint.h"
+
+#include <filesystem>
+
+namespace ressa::cli {
+
+nlohmann::json sparsity_json(const eval::SparsityReport& r) {
+  return {{"vision", r.vision}, {"language", r.language}, {"overall", r.overall}, {"model", r.model}};
+}
+
+void register_eval(CLI::App& app) {
+  struct Flags {
+    ComputeFlags c;
+    std::string model, data, split = "test";
+    bool blind = false;
+    int64_t limit = 0, batch = 64;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("eval", "VQA exact-match accuracy of a model on a dataset split");
+  cmd->add_option("--model", f->model, "model directory")->required();
+  cmd->add_option("--data", f->data, "dataset directory")->required();
+  cmd->add_option("--split", f->split, "train, val or test")->check(CLI::IsMember({"train", "val", "test"}));
+  cmd->add_flag("--blind", f->blind, "blank every image (measures what the question alone gives)");
+  cmd->add_option("--limit", f->limit, "evaluate only the first N examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", f->batch, "questions per forward pass")->check(CLI::PositiveNumber);
+  add_compute_flags(cmd, f->c, true);
+  cmd->callback([f] {
+    auto rt = setup(f->c);
+    auto lm = model::load_model(f->model, rt.device);
+    auto tok = io::Tokenizer::load(f->model + "/tokenizer.json");
+    auto set = train::load_vqa_split(f->data, f->split, tok, lm.model->config, f->limit);
+    eval::EvalOptions eo;
+    eo.blind = f->blind;
+    eo.batch = f->batch;
+    auto res = eval::evaluate(lm.model, set, tok, eo, rt.device, progress_printer());
+    auto sp = eval::sparsity_report(lm.model);
+    std::cout << "accuracy " << res.accuracy << " (n=" << res.n << (f->blind ? ", blind" : "") << ")\n";
+    for (auto& [fam, acc] : res.families) std::cout << "  " << fam << " " << acc << " (n=" << res.family_n[fam] << ")\n";
+    std::cout << "sparsity vision " << sp.vision << " language " << sp.language << " overall " << sp.overall << "\n";
+    nlohmann::json fams = nlohmann::json::object();
+    for (auto& [fam, acc] : res.families) fams[fam] = acc;
+    write_json(f->c.json_path, {{"accuracy", res.accuracy},
+                                {"n", res.n},
+                                {"families", fams},
+                                {"blind", f->blind},
+                                {"split", f->split},
+                                {"seconds", res.seconds},
+                                {"sparsity", sparsity_json(sp)}});
+  });
+}
+
+void register_inspect(CLI::App& app) {
+  struct Flags {
+    ComputeFlags c;
+    std::string model, pattern;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("inspect", "per-layer sparsity and N:M validity of a model");
+  cmd->add_option("--model", f->model, "model directory")->required();
+  cmd->add_option("--pattern", f->pattern, "N:M pattern to check (default: the one recorded by prune, if any)");
+  add_compute_flags(cmd, f->c, true);
+  cmd->callback([f] {
+    auto rt = setup(f->c);
+    auto lm = model::load_model(f->model, torch::kCPU);
+    int n = 0, m = 0;
+    std::string pattern = f->pattern;
+    const std::string record = f->model + "/prune.json";
+    nlohmann::json rec;
+    if (std::filesystem::exists(record)) {
+      try {
+        rec = nlohmann::json::parse(read_file(record));
+      } catch (const std::exception& e) {
+        throw std::runtime_error("[inspect] " + record + ": not valid JSON: " + e.what());
+      }
+      if (pattern.empty() && rec.contains("pattern") && rec["pattern"].is_string()) pattern = rec["pattern"];
+    }
+    if (auto colon = pattern.find(':'); colon != std::string::npos) {
+      n = std::stoi(pattern.substr(0, colon));
+      m = std::stoi(pattern.substr(colon + 1));
+      if (n <= 0 || m <= n) throw std::invalid_argument("[inspect] --pattern must be N:M with 0 < N < M, got " + pattern);
+    }
+    auto sp = eval::sparsity_report(lm.model, n, m);
+    nlohmann::json layers = nlohmann::json::array();
+    for (auto& l : sp.layers) {
+      nlohmann::json e = {{"name", l.name}, {"sparsity", l.sparsity}, {"numel", l.numel}};
+      if (sp.nm_checked) e["nm_valid"] = l.nm_valid;
+      layers.push_back(e);
+      std::cout << l.name << " " << l.sparsity << (sp.nm_checked ? (l.nm_valid ? " nm-ok" : " NM-INVALID") : "") << "\n";
+    }
+    std::cout << "sparsity vision " << sp.vision << " language " << sp.language << " overall " << sp.overall
+              << " model " << sp.model << "\n";
+    if (sp.nm_checked) std::cout << "N:M " << pattern << (sp.nm_valid ? " valid" : " INVALID") << "\n";
+    if (!rec.is_null()) std::cout << "pruned: " << rec.dump() << "\n";
+    nlohmann::json out = {{"sparsity", sparsity_json(sp)},
+                          {"nm_valid", sp.nm_checked ? nlohmann::json(sp.nm_valid) : nlohmann::json(nullptr)},
+                          {"layers", layers},
+                          {"has_masks", lm.has_masks}};
+    if (!rec.is_null()) out["prune"] = rec;
+    write_json(f->c.json_path, out);
+  });
+}
+
+}  // namespace ressa::cli

@@ -1,0 +1,59 @@
+// `ressa train`: dense training of a Llava model from scratch.
+#include <iostream>
+
+#include "common.h"
+#include "ressa/io/config.h"
+#include "ressa/train/dense.h"
+
+namespace ressa::cli {
+
+void register_train(CLI::App& app) {
+  struct Flags {
+    ComputeFlags c;
+    train::DenseTrainOptions o;
+  };
+  auto f = std::make_shared<Flags>();
+  // Defaults for the built-in presets, chosen by measurement (docs/benchmarks.md).
+  f->o.epochs = 0;
+  f->o.loop.steps = 0;
+  auto* cmd = app.add_subcommand("train", "train a dense VLM from scratch on a VQA dataset");
+  cmd->add_option("--data", f->o.data_dir, "dataset directory")->required();
+  cmd->add_option("--out", f->o.out_dir, "model directory to write")->required();
+  cmd->add_option("--preset", f->o.preset, "model preset")->check(CLI::IsMember(io::preset_names()));
+  cmd->add_option("--config", f->o.config_path, "config.json to use instead of a preset")->check(CLI::ExistingFile);
+  cmd->add_option("--seed", f->o.seed, "seed for initialisation and data order");
+  cmd->add_option("--steps", f->o.loop.steps, "optimizer steps (default: the preset's)");
+  cmd->add_option("--epochs", f->o.epochs, "passes over the training split (overrides --steps)");
+  cmd->add_option("--batch", f->o.loop.batch, "examples per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", f->o.loop.lr, "peak learning rate");
+  cmd->add_option("--warmup", f->o.loop.warmup, "warm-up steps");
+  cmd->add_option("--weight-decay", f->o.loop.weight_decay, "AdamW weight decay");
+  cmd->add_option("--grad-clip", f->o.loop.grad_clip, "gradient clipping norm (0 = off)");
+  cmd->add_option("--eval-every", f->o.loop.eval_every, "validate every N steps (0 = end only)");
+  cmd->add_option("--val-limit", f->o.val_limit, "validation examples used");
+  cmd->add_option("--checkpoint-every", f->o.loop.checkpoint_every, "write a resumable checkpoint every N steps");
+  cmd->add_flag("--resume", f->o.loop.resume, "continue an interrupted run from <out>.ckpt");
+  add_compute_flags(cmd, f->c, true);
+  cmd->callback([f] {
+    auto rt = setup(f->c);
+    auto o = f->o;
+    if (o.loop.steps == 0 && o.epochs == 0) o.epochs = o.preset == "tiny" ? 2.0 : 6.0;
+    auto res = train::train_dense(o, rt, progress_printer());
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "trained %s: %lld steps in %.1f s (%.1f samples/s, %.2f GFLOP/s), final loss %.4f, val accuracy %.4f",
+                  o.out_dir.c_str(), static_cast<long long>(res.loop.steps), res.loop.seconds, res.loop.examples_per_s,
+                  res.gflop_per_s, res.loop.final_loss, res.val_accuracy);
+    info(line);
+    write_json(f->c.json_path, {{"seconds", res.loop.seconds},
+                                {"final_loss", res.loop.final_loss},
+                                {"steps", res.loop.steps},
+                                {"samples_per_s", res.loop.examples_per_s},
+                                {"gflop_per_s", res.gflop_per_s},
+                                {"params", res.params},
+                                {"val_accuracy", res.val_accuracy},
+                                {"threads", rt.threads}});
+  });
+}
+
+}  // namespace ressa::cli

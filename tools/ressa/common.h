@@ -1,0 +1,43 @@
+// Shared pieces of the ressa CLI: the subcommand registry, common flags (--threads, --device,
+// --json), the progress printer and JSON output.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ressa/core/progress.h"
+#include "ressa/model/device.h"
+
+namespace ressa::cli {
+
+struct ComputeFlags {
+  int threads = 0;
+  std::string device = "cpu";
+  std::string json_path;
+};
+
+// Adds --threads and --device (and --json when with_json) to a subcommand.
+void add_compute_flags(CLI::App* cmd, ComputeFlags& f, bool with_json);
+// Applies --threads/--device; prints a warning line if the BLAS is slow.
+model::Runtime setup(const ComputeFlags& f);
+// Progress printer: a redrawn line on a terminal, periodic plain lines otherwise.
+ProgressSink progress_printer();
+// Writes `j` to path atomically (no-op for an empty path).
+void write_json(const std::string& path, const nlohmann::json& j);
+// Prints an informational line to stderr.
+void info(const std::string& line);
+
+// Each subcommand file defines one of these; main.cpp registers them all.
+void register_data(CLI::App& app);
+void register_train(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_inspect(CLI::App& app);
+void register_prune(CLI::App& app);
+void register_repair(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_export(CLI::App& app);
+
+}  // namespace ressa::cli
