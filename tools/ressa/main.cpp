@@ -48,6 +48,15 @@ void info(const std::string& line) { std::cerr << line << "\n"; }
 }  // namespace ressa::cli
 
 int main(int argc, char** argv) {
+  // Pick OpenBLAS's kernels before it initialises (see openblas_coretype_for_cpu), once.
+  if (!std::getenv("RESSA_REEXEC")) {
+    const std::string core = ressa::openblas_coretype_for_cpu();
+    if (!core.empty()) {
+      setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+      setenv("RESSA_REEXEC", "1", 1);
+      execv("/proc/self/exe", argv);  // on failure, continue with the slow kernels
+    }
+  }
   CLI::App app{"ressa: prune, repair and deploy sparse vision-language models (LLaVA architecture)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ressa 0.1");
@@ -55,8 +64,8 @@ int main(int argc, char** argv) {
   ressa::cli::register_train(app);
   ressa::cli::register_eval(app);
   ressa::cli::register_inspect(app);
-  // ressa::cli::register_prune(app);
-  // ressa::cli::register_repair(app);
+  ressa::cli::register_prune(app);
+  ressa::cli::register_repair(app);
   // ressa::cli::register_bench(app);
   // ressa::cli::register_export(app);
   try {

@@ -32,3 +32,19 @@ int hardware_threads() {
 }
 
 }  // namespace ressa
+
+namespace ressa {
+
+std::string openblas_coretype_for_cpu() {
+  if (std::getenv("OPENBLAS_CORETYPE")) return "";
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return "";
+}
+
+}  // namespace ressa

@@ -13,3 +13,13 @@ bool blas_is_reference();
 int hardware_threads();
 
 }  // namespace ressa
+
+namespace ressa {
+// OpenBLAS picks its kernels from the CPU id and falls back to slow SSE3 ("Prescott") kernels
+// on CPUs it does not know (seen here: a virtualised Xeon with AVX-512 ran sgemm at 7 GFLOP/s
+// instead of 78). It reads OPENBLAS_CORETYPE only when it loads, so the CLI calls this first
+// thing: when the variable is unset it returns the core type matching the CPU's features
+// ("SkylakeX" with AVX-512 F/BW/VL/DQ/CD, "Haswell" with AVX2+FMA, "" otherwise); the caller
+// sets it and re-executes itself. A user's own OPENBLAS_CORETYPE is always respected.
+std::string openblas_coretype_for_cpu();
+}  // namespace ressa

@@ -1,0 +1,144 @@
+// Model tests: forward pass against golden logits from the independent python3-torch reference
+// (tests/reference/llava_reference.py), checkpoint round trip, and bad model directories.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ressa/io/safetensors.h"
+#include "ressa/model/checkpoint.h"
+
+namespace fs = std::filesystem;
+using namespace ressa;
+
+namespace {
+const std::string kFixture = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny";
+const std::string kGolden = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny_golden.safetensors";
+
+torch::Tensor golden(const io::SafetensorsFile& f, const std::string& name) {
+  return model::to_torch(f.at(name), f.data(f.at(name)));
+}
+
+std::string temp_copy_of_fixture() {
+  auto dir = fs::temp_directory_path() / ("ressa_model_" + std::to_string(::getpid()) + "_" +
+                                          std::to_string(std::rand()));
+  fs::create_directories(dir);
+  for (auto& e : fs::directory_iterator(kFixture)) fs::copy_file(e.path(), dir / e.path().filename());
+  return dir.string();
+}
+
+std::string error_of(const std::string& dir) {
+  try {
+    model::load_model(dir, torch::kCPU);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Rewrites dir/model.safetensors with `edit` applied to the name->tensor map.
+void rewrite(const std::string& dir, const std::function<void(std::map<std::string, torch::Tensor>&)>& edit) {
+  std::map<std::string, torch::Tensor> m;
+  {
+    auto f = io::SafetensorsFile::open(dir + "/model.safetensors");
+    for (auto& info : f.tensors()) m[info.name] = model::to_torch(info, f.data(info));
+  }
+  edit(m);
+  std::vector<io::TensorView> views;
+  for (auto& [k, t] : m) {
+    t = t.contiguous();
+    views.push_back({k, io::DType::F32, std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
+  }
+  io::write_safetensors(dir + "/model.safetensors", views);
+}
+}  // namespace
+
+TEST(Llava, ForwardMatchesPythonReference) {
+  auto lm = model::load_model(kFixture, torch::kCPU);
+  auto g = io::SafetensorsFile::open(kGolden);
+  auto pixels = golden(g, "pixels"), ids = golden(g, "input_ids"), mask = golden(g, "attention_mask");
+  auto want = golden(g, "logits");
+  torch::NoGradGuard ng;
+  auto got = lm.model->forward(pixels, ids, mask);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  // Compare at real (non-padding) positions; padded rows are never read.
+  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
+  auto diff = (got - want).abs().masked_select(real).max().item<double>();
+  EXPECT_LT(diff, 1e-4) << "max |logit difference| " << diff;
+  EXPECT_GT(want.abs().max().item<double>(), 0.5);  // the fixture is not trivially zero
+}
+
+TEST(Llava, CheckpointRoundTripKeepsLogits) {
+  auto lm = model::load_model(kFixture, torch::kCPU);
+  auto out = temp_copy_of_fixture() + "_saved";
+  model::save_model(out, lm.model);
+  auto lm2 = model::load_model(out, torch::kCPU);
+  auto g = io::SafetensorsFile::open(kGolden);
+  torch::NoGradGuard ng;
+  auto a = lm.model->forward(golden(g, "pixels"), golden(g, "input_ids"), golden(g, "attention_mask"));
+  auto b = lm2.model->forward(golden(g, "pixels"), golden(g, "input_ids"), golden(g, "attention_mask"));
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_EQ(model::model_fingerprint(kFixture), model::model_fingerprint(out));
+  fs::remove_all(out);
+}
+
+TEST(Llava, ParameterNamesFollowLlavaHf) {
+  auto lm = model::load_model(kFixture, torch::kCPU);
+  std::set<std::string> names;
+  for (auto& [n, t] : model::checkpoint_tensors(lm.model)) names.insert(n);
+  for (const char* k : {"vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+                        "vision_tower.vision_model.embeddings.patch_embedding.weight",
+                        "vision_tower.vision_model.pre_layrnorm.weight", "multi_modal_projector.linear_1.weight",
+                        "language_model.model.layers.0.mlp.gate_proj.weight", "language_model.lm_head.weight",
+                        "language_model.model.embed_tokens.weight"})
+    EXPECT_TRUE(names.count(k)) << k;
+  EXPECT_EQ(lm.model->vision_block_linears().size(), 2u * 6u);
+  EXPECT_EQ(lm.model->language_block_linears().size(), 2u * 7u);
+}
+
+TEST(Llava, BadModelDirectoriesGiveClearErrors) {
+  {
+    auto d = temp_copy_of_fixture();
+    rewrite(d, [](auto& m) { m.erase("language_model.lm_head.weight"); });
+    auto e = error_of(d);
+    EXPECT_NE(e.find("missing tensors: language_model.lm_head.weight"), std::string::npos) << e;
+    fs::remove_all(d);
+  }
+  {
+    auto d = temp_copy_of_fixture();
+    rewrite(d, [](auto& m) { m["language_model.extra.weight"] = torch::zeros({2}); });
+    auto e = error_of(d);
+    EXPECT_NE(e.find("unexpected tensors: language_model.extra.weight"), std::string::npos) << e;
+    fs::remove_all(d);
+  }
+  {
+    auto d = temp_copy_of_fixture();
+    rewrite(d, [](auto& m) { m["multi_modal_projector.linear_1.weight"] = torch::zeros({3, 3}); });
+    auto e = error_of(d);
+    EXPECT_NE(e.find("multi_modal_projector.linear_1.weight has shape [3, 3], config.json expects [16, 16]"),
+              std::string::npos)
+        << e;
+    fs::remove_all(d);
+  }
+  {
+    auto d = temp_copy_of_fixture();
+    rewrite(d, [](auto& m) { m["language_model.model.norm.weight"][0] = std::nan(""); });
+    EXPECT_NE(error_of(d).find("NaN or Inf"), std::string::npos);
+    fs::remove_all(d);
+  }
+  {
+    auto d = temp_copy_of_fixture();
+    std::ofstream(d + "/config.json") << R"({"model_type": "llava", "vision_config": {"hidden_size": 15, "num_attention_heads": 2}, "text_config": {}})";
+    auto e = error_of(d);
+    EXPECT_NE(e.find("not divisible by num_attention_heads"), std::string::npos) << e;
+    fs::remove_all(d);
+  }
+  {
+    auto d = temp_copy_of_fixture();
+    std::ofstream(d + "/config.json") << "{ not json";
+    EXPECT_NE(error_of(d).find("not valid JSON"), std::string::npos);
+    fs::remove_all(d);
+  }
+  EXPECT_NE(error_of("/nonexistent/model").find("model directory not found"), std::string::npos);
+}
