@@ -55,7 +55,8 @@ std::vector<VqaExample> read_jsonl(const std::string& path) {
     auto where = [&]() { return path + ":" + std::to_string(line_no) + ": "; };
     json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) fail("[read_jsonl] ", where(), "invalid JSON");
-    if (!j.is_object()) fail("[read_jsonl] ", where(), "expected a JSON object, got ", j.type_name());
+    if (!j.is_object())
+      fail("[read_jsonl] ", where(), "expected a JSON object, got ", j.type_name());
     VqaExample ex;
     std::string* dst[] = {&ex.id, &ex.image, &ex.question, &ex.answer, &ex.family};
     for (size_t i = 0; i < 5; ++i) {
@@ -89,8 +90,10 @@ void write_jsonl(const std::string& path, const std::vector<VqaExample>& example
       fail_arg("[write_jsonl] ", path, ": example ", i, ": ", bad);
     if (!ids.insert(ex.id).second)
       fail_arg("[write_jsonl] ", path, ": example ", i, ": duplicate id '", ex.id, "'");
-    nlohmann::ordered_json j = {{"id", ex.id},         {"image", ex.image},
-                                {"question", ex.question}, {"answer", ex.answer},
+    nlohmann::ordered_json j = {{"id", ex.id},
+                                {"image", ex.image},
+                                {"question", ex.question},
+                                {"answer", ex.answer},
                                 {"family", ex.family}};
     if (!ex.sources.empty()) j["sources"] = ex.sources;
     try {

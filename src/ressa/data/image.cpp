@@ -70,8 +70,8 @@ namespace {
 const bool kPngFilterNone = (stbi_write_force_png_filter = 0, true);
 
 void check_image(const char* fn, const Image& img) {
-  RESSA_CHECK_ARG(img.width > 0 && img.height > 0, "[", fn, "] image has invalid size ",
-                  img.width, "x", img.height);
+  RESSA_CHECK_ARG(img.width > 0 && img.height > 0, "[", fn, "] image has invalid size ", img.width,
+                  "x", img.height);
   const size_t want = size_t(img.width) * size_t(img.height) * 3;
   RESSA_CHECK_ARG(img.rgb.size() == want, "[", fn, "] image ", img.width, "x", img.height,
                   " needs ", want, " RGB bytes, got ", img.rgb.size());
@@ -107,8 +107,7 @@ std::string encode_png(const Image& img) {
   auto sink = [](void* ctx, void* data, int size) {
     static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size_t(size));
   };
-  if (!stbi_write_png_to_func(sink, &out, img.width, img.height, 3, img.rgb.data(),
-                              img.width * 3))
+  if (!stbi_write_png_to_func(sink, &out, img.width, img.height, 3, img.rgb.data(), img.width * 3))
     fail("[encode_png] PNG encoding of a ", img.width, "x", img.height, " image failed");
   return out;
 }

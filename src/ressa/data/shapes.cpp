@@ -6,6 +6,8 @@
 // so all sampling goes through Rng below, and rendering uses integer arithmetic only.
 #include "ressa/data/shapes.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -16,8 +18,6 @@
 #include <mutex>
 #include <random>
 #include <thread>
-
-#include <unistd.h>
 
 #include "ressa/core/error.h"
 #include "ressa/data/dataset.h"
@@ -110,10 +110,13 @@ bool inside(const ShapesObject& o, int x, int y) {
   // Offsets of the pixel centre from the object centre, in pixels.
   const double fx = x + 0.5 - o.cx, fy = y + 0.5 - o.cy, r = o.r;
   switch (o.shape) {
-    case 0: return fx * fx + fy * fy <= r * r;                          // circle
-    case 1: return std::abs(fx) <= 0.9 * r && std::abs(fy) <= 0.9 * r;  // square
-    case 2: return fy <= r && std::abs(fx) <= (fy + r) / 2;             // triangle, apex up
-    default: {                                                          // cross ("+")
+    case 0:
+      return fx * fx + fy * fy <= r * r;  // circle
+    case 1:
+      return std::abs(fx) <= 0.9 * r && std::abs(fy) <= 0.9 * r;  // square
+    case 2:
+      return fy <= r && std::abs(fx) <= (fy + r) / 2;  // triangle, apex up
+    default: {                                         // cross ("+")
       const double t = std::max(1.0, 0.3 * r);
       return (std::abs(fx) <= t && std::abs(fy) <= r) || (std::abs(fy) <= t && std::abs(fx) <= r);
     }
@@ -146,8 +149,8 @@ std::string name(const ShapesObject& o) {
 }  // namespace
 
 const std::vector<std::string>& shapes_families() {
-  static const std::vector<std::string> f = {"color", "shape", "count",   "exist",
-                                             "position", "size", "relation"};
+  static const std::vector<std::string> f = {"color",    "shape", "count",   "exist",
+                                             "position", "size",  "relation"};
   return f;
 }
 
@@ -167,9 +170,10 @@ const std::vector<std::string>& shapes_answers(const std::string& family) {
 }
 
 std::vector<std::string> shapes_words() {
-  std::vector<std::string> w = {"?",    "a",   "are",  "color", "how",   "is",    "many",
-                                "object", "of", "or",  "shape", "the",  "there", "what", "where"};
-  for (int i = 0; i < kShapesNumShapes; ++i) w.push_back(kShapesShapeNames[i]), w.push_back(kPlural[i]);
+  std::vector<std::string> w = {"?",  "a",  "are",   "color", "how",   "is",   "many", "object",
+                                "of", "or", "shape", "the",   "there", "what", "where"};
+  for (int i = 0; i < kShapesNumShapes; ++i)
+    w.push_back(kShapesShapeNames[i]), w.push_back(kPlural[i]);
   for (const auto& f : shapes_families())
     for (const auto& a : shapes_answers(f)) w.push_back(a);  // colours, left, small, ...
   std::sort(w.begin(), w.end());
@@ -239,8 +243,10 @@ ShapesScene make_shapes_scene(uint64_t seed, int family, int answer, int image_s
         o.color = keep_color ? t.color : rng.uniform_except(0, kShapesNumColors - 1, t.color);
         return o;
       };
-      if (answer == 0) req = {t, partial(rng.coin())};
-      else req = {partial(true), partial(false)};
+      if (answer == 0)
+        req = {t, partial(rng.coin())};
+      else
+        req = {partial(true), partial(false)};
       other_ok = [&same, t](const ShapesObject& o) { return !same(o, t); };
       sc.question = "is there a " + name(t) + " ?";
       break;
@@ -307,8 +313,8 @@ ShapesScene make_shapes_scene(uint64_t seed, int family, int answer, int image_s
 }
 
 Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
-  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_shapes] image_size ",
-                  image_size, " outside 32..1024");
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_shapes] image_size ", image_size,
+                  " outside 32..1024");
   const int S = image_size;
   Rng rng(seed);
   Noise noise(rng);
@@ -331,8 +337,8 @@ Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
   for (const ShapesObject& o : scene.objects) {
     RESSA_CHECK_ARG(o.shape >= 0 && o.shape < kShapesNumShapes && o.color >= 0 &&
                         o.color < kShapesNumColors && o.r > 0,
-                    "[render_shapes] invalid object (shape ", o.shape, ", color ", o.color,
-                    ", r ", o.r, ")");
+                    "[render_shapes] invalid object (shape ", o.shape, ", color ", o.color, ", r ",
+                    o.r, ")");
     int col[3];
     for (int c = 0; c < 3; ++c) col[c] = kPalette[o.color][c] + rng.uniform(-15, 15);
     for (int y = std::max(0, o.cy - o.r); y < std::min(S, o.cy + o.r); ++y)
@@ -347,8 +353,8 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
   RESSA_CHECK_ARG(opt.train >= 0 && opt.val >= 0 && opt.test >= 0,
                   "[generate_shapes] split sizes must be >= 0, got train=", opt.train,
                   " val=", opt.val, " test=", opt.test);
-  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024,
-                  "[generate_shapes] image_size ", opt.image_size, " outside 32..1024");
+  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024, "[generate_shapes] image_size ",
+                  opt.image_size, " outside 32..1024");
   RESSA_CHECK_ARG(opt.threads >= 0, "[generate_shapes] threads must be >= 0, got ", opt.threads);
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -385,9 +391,10 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
           VqaExample& ex = examples[i];
           ex.id = stem;
           ex.image = std::string("images/") + stem + ".png";
-          write_image_file((fs::path(out_dir) / ex.image).string(),
-                           encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
-                           tmp_suffix);
+          write_image_file(
+              (fs::path(out_dir) / ex.image).string(),
+              encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
+              tmp_suffix);
           ex.question = std::move(sc.question);
           ex.answer = std::move(sc.answer);
           ex.family = std::move(sc.family);

@@ -28,9 +28,9 @@ std::vector<std::string> shapes_words();
 // ---- lower-level pieces (used by generate_shapes; exposed for tests and tools) ----
 
 inline constexpr int kShapesNumShapes = 4, kShapesNumColors = 6, kShapesMaxObjects = 4;
-inline constexpr const char* kShapesShapeNames[kShapesNumShapes] = {"circle", "square",
-                                                                    "triangle", "cross"};
-inline constexpr const char* kShapesColorNames[kShapesNumColors] = {"red",    "green", "blue",
+inline constexpr const char* kShapesShapeNames[kShapesNumShapes] = {"circle", "square", "triangle",
+                                                                    "cross"};
+inline constexpr const char* kShapesColorNames[kShapesNumColors] = {"red",    "green",  "blue",
                                                                     "yellow", "purple", "cyan"};
 
 // The 7 question families in a fixed order: color, shape, count, exist, position, size,

@@ -2,6 +2,7 @@
 #include "ressa/io/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -48,7 +49,8 @@ void split_words(const std::string& s, bool split_punct, std::vector<std::string
 }
 
 int64_t json_id(const json& v, const std::string& what, const std::string& where) {
-  if (!v.is_number_integer()) fail("[Tokenizer::load] ", where, ": ", what, " must be an integer id");
+  if (!v.is_number_integer())
+    fail("[Tokenizer::load] ", where, ": ", what, " must be an integer id");
   return v.get<int64_t>();
 }
 }  // namespace
@@ -125,8 +127,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
       return;
     }
     if (auto it = by_id.find(id); it != by_id.end())
-      fail("[Tokenizer::load] ", path, ": duplicate id ", id, " for '", it->second, "' and '",
-           tok, "'");
+      fail("[Tokenizer::load] ", path, ": duplicate id ", id, " for '", it->second, "' and '", tok,
+           "'");
     t.tok_to_id_[tok] = id;
     by_id[id] = tok;
   };
@@ -137,7 +139,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
   if (added != root.end() && !added->is_null()) {
     if (!added->is_array()) fail("[Tokenizer::load] ", path, ": added_tokens must be an array");
     for (const json& a : *added) {
-      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id"))
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() ||
+          !a.contains("id"))
         fail("[Tokenizer::load] ", path, ": each added token needs string 'content' and 'id'");
       Added tok;
       tok.content = a["content"].get<std::string>();
@@ -159,18 +162,25 @@ Tokenizer Tokenizer::load(const std::string& path) {
             [](const Added& a, const Added& b) { return a.id < b.id; });
 
   const json& norm = root.value("normalizer", json());
-  if (norm.is_null()) t.lowercase_ = false;
-  else if (norm.is_object() && norm.value("type", "") == "Lowercase") t.lowercase_ = true;
-  else fail("[Tokenizer::load] ", path, ": unsupported normalizer ", norm.dump(),
-            " (expected null or {\"type\":\"Lowercase\"})");
+  if (norm.is_null())
+    t.lowercase_ = false;
+  else if (norm.is_object() && norm.value("type", "") == "Lowercase")
+    t.lowercase_ = true;
+  else
+    fail("[Tokenizer::load] ", path, ": unsupported normalizer ", norm.dump(),
+         " (expected null or {\"type\":\"Lowercase\"})");
   const json& pre = root.value("pre_tokenizer", json());
   const std::string pre_type = pre.is_object() ? pre.value("type", "") : "";
-  if (pre_type == "Whitespace") t.pre_tok_ = PreTok::kWhitespace;
-  else if (pre_type == "WhitespaceSplit") t.pre_tok_ = PreTok::kWhitespaceSplit;
-  else fail("[Tokenizer::load] ", path, ": unsupported pre_tokenizer ", pre.dump(),
-            " (expected Whitespace or WhitespaceSplit)");
+  if (pre_type == "Whitespace")
+    t.pre_tok_ = PreTok::kWhitespace;
+  else if (pre_type == "WhitespaceSplit")
+    t.pre_tok_ = PreTok::kWhitespaceSplit;
+  else
+    fail("[Tokenizer::load] ", path, ": unsupported pre_tokenizer ", pre.dump(),
+         " (expected Whitespace or WhitespaceSplit)");
   if (!root.value("post_processor", json()).is_null())
-    fail("[Tokenizer::load] ", path, ": unsupported post_processor (must be null; ressa adds "
+    fail("[Tokenizer::load] ", path,
+         ": unsupported post_processor (must be null; ressa adds "
          "<s>/</s> itself)");
   if (auto u = model->find("unk_token"); u != model->end()) {
     if (!u->is_string()) fail("[Tokenizer::load] ", path, ": model.unk_token must be a string");
@@ -184,8 +194,12 @@ void Tokenizer::save(const std::string& path) const {
   using ojson = nlohmann::ordered_json;
   ojson added = ojson::array();
   for (const Added& a : added_)
-    added.push_back({{"id", a.id},         {"content", a.content},     {"single_word", false},
-                     {"lstrip", false},    {"rstrip", false},          {"normalized", a.normalized},
+    added.push_back({{"id", a.id},
+                     {"content", a.content},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", a.normalized},
                      {"special", a.special}});
   ojson vocab = ojson::object();
   for (size_t i = 0; i < id_to_tok_.size(); ++i) vocab[id_to_tok_[i]] = int64_t(i);
@@ -195,7 +209,8 @@ void Tokenizer::save(const std::string& path) const {
   j["padding"] = nullptr;
   j["added_tokens"] = added;
   j["normalizer"] = lowercase_ ? ojson{{"type", "Lowercase"}} : ojson(nullptr);
-  j["pre_tokenizer"] = {{"type", pre_tok_ == PreTok::kWhitespace ? "Whitespace" : "WhitespaceSplit"}};
+  j["pre_tokenizer"] = {
+      {"type", pre_tok_ == PreTok::kWhitespace ? "Whitespace" : "WhitespaceSplit"}};
   j["post_processor"] = nullptr;
   j["decoder"] = nullptr;
   j["model"] = {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", unk_token_}};
@@ -264,8 +279,8 @@ int64_t Tokenizer::token_to_id(const std::string& tok) const {
 }
 
 const std::string& Tokenizer::id_to_token(int64_t id) const {
-  RESSA_CHECK_ARG(id >= 0 && id < vocab_size(), "[Tokenizer::id_to_token] id ", id,
-                  " outside [0, ", vocab_size(), ")");
+  RESSA_CHECK_ARG(id >= 0 && id < vocab_size(), "[Tokenizer::id_to_token] id ", id, " outside [0, ",
+                  vocab_size(), ")");
   return id_to_tok_[size_t(id)];
 }
 

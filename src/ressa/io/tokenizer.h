@@ -52,8 +52,8 @@ class Tokenizer {
 
   std::vector<std::string> id_to_tok_;
   std::unordered_map<std::string, int64_t> tok_to_id_;
-  std::vector<Added> added_;          // in id order, as saved
-  std::vector<size_t> match_order_;   // indices into added_, longest content first
+  std::vector<Added> added_;         // in id order, as saved
+  std::vector<size_t> match_order_;  // indices into added_, longest content first
   std::vector<bool> is_special_;
   std::string unk_token_ = "<unk>";
   bool lowercase_ = true;
