@@ -33,12 +33,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--val-limit", f->o.val_limit, "validation examples used");
   cmd->add_option("--checkpoint-every", f->o.loop.checkpoint_every, "write a resumable checkpoint every N steps");
   cmd->add_flag("--resume", f->o.loop.resume, "continue an interrupted run from <out>.ckpt");
+  cmd->add_option("--stop-after", f->o.loop.stop_after, "testing aid: checkpoint and stop after step N as if killed")
+      ->group("");
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
     auto rt = setup(f->c);
     auto o = f->o;
     if (o.loop.steps == 0 && o.epochs == 0) o.epochs = o.preset == "tiny" ? 2.0 : 6.0;
     auto res = train::train_dense(o, rt, progress_printer());
+    if (res.loop.interrupted) {
+      info("stopped after step " + std::to_string(res.loop.steps) + "; continue with --resume");
+      return;
+    }
     char line[256];
     std::snprintf(line, sizeof line,
                   "trained %s: %lld steps in %.1f s (%.1f samples/s, %.2f GFLOP/s), final loss %.4f, val accuracy %.4f",

@@ -51,6 +51,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   };
   DenseTrainResult res;
   res.loop = run_loop(params, train_set.size(), lo, hooks);
+  if (res.loop.interrupted) return res;
   res.val_accuracy = res.loop.validation.empty() ? 0 : res.loop.validation.back().second;
   res.params = n_params;
   // Forward+backward ≈ 6 FLOP per parameter per token (attention scores excluded).

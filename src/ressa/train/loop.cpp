@@ -154,8 +154,14 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
       res.validation.emplace_back(step + 1, score);
       if (hooks.progress) hooks.progress("validation at step " + std::to_string(step + 1) + ": " + std::to_string(score), false);
     }
-    if (!o.checkpoint_dir.empty() && o.checkpoint_every > 0 && ((step + 1) % o.checkpoint_every == 0 || last))
+    const bool stop = o.stop_after > 0 && step + 1 == o.stop_after && !last;
+    if (!o.checkpoint_dir.empty() && (stop || (o.checkpoint_every > 0 && ((step + 1) % o.checkpoint_every == 0 || last))))
       save_checkpoint(o.checkpoint_dir, params, optim, step + 1, recent);
+    if (stop) {
+      res.interrupted = true;
+      res.steps = step + 1;
+      return res;
+    }
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.steps = o.steps;

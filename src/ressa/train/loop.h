@@ -25,6 +25,7 @@ struct LoopOptions {
   uint64_t seed = 0;               // data order
   std::string checkpoint_dir;      // where resumable state goes ("" = none)
   bool resume = false;             // continue from checkpoint_dir
+  int64_t stop_after = 0;          // testing aid: checkpoint and stop after this step, as if killed (0 = off)
   void validate() const;           // throws std::invalid_argument naming the bad field
 };
 
@@ -43,6 +44,7 @@ struct LoopResult {
   double seconds = 0;
   double examples_per_s = 0;
   std::vector<std::pair<int64_t, double>> validation;  // (step, score)
+  bool interrupted = false;  // stopped by stop_after: the caller must not write final outputs
 };
 
 // Trains `params` (all must require grad) on `n_examples` examples.
