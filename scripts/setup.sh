@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake libtorch-dev libopenblas0 nlohmann-json3-dev libcli11-dev libstb-dev
-      libgtest-dev libbenchmark-dev gnuplot-nox python3-torch)
+      libgtest-dev libbenchmark-dev gnuplot-nox python3-torch zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

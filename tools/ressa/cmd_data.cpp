@@ -4,6 +4,7 @@
 #include "common.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/data/fashion.h"
 #include "ressa/data/shapes.h"
 
 namespace ressa::cli {
@@ -11,12 +12,15 @@ namespace ressa::cli {
 void register_data(CLI::App& app) {
   struct Flags {
     std::string out, task = "shapes";
+    std::string fashion_dir = data::FashionOptions{}.source_dir;
     data::ShapesOptions shapes;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("data", "write a VQA dataset directory (train/val/test.jsonl + images/)");
   cmd->add_option("--out", f->out, "dataset directory to write")->required();
-  cmd->add_option("--task", f->task, "shapes (ShapesVQA)")->check(CLI::IsMember({"shapes"}));
+  cmd->add_option("--task", f->task, "shapes (ShapesVQA) or fashion (FashionVQA; needs dataset-fashion-mnist)")
+      ->check(CLI::IsMember({"shapes", "fashion"}));
+  cmd->add_option("--fashion-dir", f->fashion_dir, "folder with the Fashion-MNIST IDX files (--task fashion)");
   cmd->add_option("--seed", f->shapes.seed, "generator seed");
   cmd->add_option("--train", f->shapes.train, "training examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--val", f->shapes.val, "validation examples")->check(CLI::NonNegativeNumber);
@@ -25,9 +29,26 @@ void register_data(CLI::App& app) {
   cmd->add_option("--threads", f->shapes.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([f] {
     const std::string staging = begin_output_dir(f->out);
-    data::generate_shapes(staging, f->shapes);
+    try {
+      if (f->task == "fashion") {
+        data::FashionOptions o;
+        o.seed = f->shapes.seed;
+        o.train = f->shapes.train;
+        o.val = f->shapes.val;
+        o.test = f->shapes.test;
+        o.image_size = f->shapes.image_size;
+        o.threads = f->shapes.threads;
+        o.source_dir = f->fashion_dir;
+        data::generate_fashion(staging, o);
+      } else {
+        data::generate_shapes(staging, f->shapes);
+      }
+    } catch (...) {
+      std::filesystem::remove_all(staging);  // nothing is left at --out on failure
+      throw;
+    }
     commit_output_dir(staging, f->out);
-    info("wrote ShapesVQA to " + f->out + " (train " + std::to_string(f->shapes.train) + ", val " +
+    info(std::string("wrote ") + (f->task == "fashion" ? "FashionVQA" : "ShapesVQA") + " to " + f->out + " (train " + std::to_string(f->shapes.train) + ", val " +
          std::to_string(f->shapes.val) + ", test " + std::to_string(f->shapes.test) + ", seed " +
          std::to_string(f->shapes.seed) + ")");
   });

@@ -35,7 +35,11 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  if (teacher_mode && dense_weight.defined()) return torch::nn::functional::linear(x, dense_weight, bias);
+  if (input_hook) input_hook(x);
+  // Teacher mode is the dense model: W0 where pruning changed the weight, else the weight as
+  // loaded, never the mask or an adapter (method.md §5 defect 5: the reference's teacher kept the
+  // connector's LoRA). A layer whose weight trains (masked-ft) must have dense_weight set.
+  if (teacher_mode) return torch::nn::functional::linear(x, dense_weight.defined() ? dense_weight : weight, bias);
   switch (adapter) {
     case AdapterKind::None:
       return torch::nn::functional::linear(x, mask.defined() ? weight * mask : weight, bias);

@@ -3,10 +3,13 @@
 //   masked-ft:    y = x (W ⊙ M)^T + b                       (W trains, gradient only at kept positions)
 //   sparse-lora:  y = x ((W + s·B·A) ⊙ M)^T + b             (A, B train; M absent = dense LoRA-merge)
 //   lora:         y = x W^T + b + s·(x A^T) B^T             (plain LoRA baseline; merge fills zeros)
-//   teacher mode: y = x W0^T + b  with W0 the dense weight before pruning (distillation teacher)
+//   teacher mode: y = x W0^T + b  with W0 = dense_weight (the weight before pruning) when set, else
+//                 the frozen weight; masks and adapters are bypassed (distillation teacher)
 // The registered parameter names ("weight", "bias") are the checkpoint keys.
 #pragma once
 #include <torch/torch.h>
+
+#include <functional>
 
 namespace ressa::model {
 
@@ -40,6 +43,9 @@ class LinearImpl : public torch::nn::Module {
   AdapterKind adapter = AdapterKind::None;
   double lora_scale = 0.0;
   bool teacher_mode = false;
+  // Called with forward()'s input x [..., in] before anything else (pruning calibration
+  // captures each layer's inputs this way); empty = no hook.
+  std::function<void(const torch::Tensor&)> input_hook;
 };
 TORCH_MODULE(Linear);
 

@@ -1,0 +1,481 @@
+// FashionVQA generator. Balance, as in ShapesVQA: each split cycles through (family, answer)
+// pairs so families are equally frequent and answers uniform within a family, then shuffles;
+// the scene is built to make the chosen answer true, and everything the question names (the
+// class, cell, direction, count target) is drawn independently of the answer, so the question
+// text alone predicts nothing above chance.
+// Determinism: std::mt19937_64 output is fixed by the standard, std distributions are not, so
+// all sampling goes through Rng below, and rendering (resize included) is integer-only.
+#include "ressa/data/fashion.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "ressa/core/error.h"
+#include "ressa/data/dataset.h"
+
+namespace ressa::data {
+
+namespace {
+
+enum Family { kClass, kGroup, kCount, kExist, kRelation, kSide, kNumFamilies };
+
+// Count targets: the plural the question uses and the classes it covers.
+struct CountTarget {
+  const char* plural;
+  bool (*covers)(int cls);
+};
+const CountTarget kCountTargets[] = {
+    {"tops", [](int c) { return kFashionClassGroup[c] == 0; }},
+    {"shoes", [](int c) { return kFashionClassGroup[c] == 1; }},
+    {"bags", [](int c) { return c == 8; }},
+    {"trousers", [](int c) { return c == 1; }},
+    {"dresses", [](int c) { return c == 3; }},
+};
+constexpr int kNumCountTargets = int(sizeof kCountTargets / sizeof kCountTargets[0]);
+
+// Relation directions: the phrase and, for the named item's cell, the cell the answer is in
+// (-1 when that cell has no neighbour in this direction).
+const char* const kDirPhrase[4] = {"left of", "right of", "above", "below"};
+int neighbour(int cell, int dir) {
+  const int row = cell / 2, col = cell % 2;
+  switch (dir) {
+    case 0: return col == 1 ? cell - 1 : -1;
+    case 1: return col == 0 ? cell + 1 : -1;
+    case 2: return row == 1 ? cell - 2 : -1;
+    default: return row == 0 ? cell + 2 : -1;
+  }
+}
+
+// The same splitmix64 / Rng / Noise helpers as shapes.cpp (kept private to each generator so
+// that changing one can never change the other's output).
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : g_(seed) {}
+  uint64_t bits() { return g_(); }
+  // Uniform integer in [lo, hi] (unbiased: rejects the top partial block of 2^64).
+  int uniform(int lo, int hi) {
+    const uint64_t range = uint64_t(int64_t(hi) - lo) + 1;
+    const uint64_t rem = (UINT64_MAX % range + 1) % range;  // 2^64 mod range
+    uint64_t x = g_();
+    while (rem != 0 && x >= 0 - rem) x = g_();
+    return int(lo + int64_t(x % range));
+  }
+  // Uniform in [lo, hi] excluding `skip` (which must lie in the range).
+  int uniform_except(int lo, int hi, int skip) {
+    int v = uniform(lo, hi - 1);
+    return v >= skip ? v + 1 : v;
+  }
+
+ private:
+  std::mt19937_64 g_;
+};
+
+// Cheap noise: eight bytes per 64-bit draw, each mapped to [-k, k].
+class Noise {
+ public:
+  explicit Noise(Rng& rng) : rng_(rng) {}
+  int operator()(int k) {
+    if (left_ == 0) bits_ = rng_.bits(), left_ = 8;
+    int b = int(bits_ & 0xFF);
+    bits_ >>= 8, --left_;
+    return b % (2 * k + 1) - k;
+  }
+
+ private:
+  Rng& rng_;
+  uint64_t bits_ = 0;
+  int left_ = 0;
+};
+
+// Integer bilinear resize of one grayscale (rows, cols) photo to (s, s), half-pixel centres
+// (align_corners = false), edges clamped, rounded to nearest. Returns (s, s) row-major.
+std::vector<uint8_t> resize_gray(const uint8_t* src, int rows, int cols, int s) {
+  // Source coordinate of output index i, in units of 1 / (2s) source pixels:
+  // p = (2i + 1) * n - s; index p / (2s), weight of the next pixel p % (2s).
+  struct Tap {
+    int i0, i1, w1;
+  };
+  auto taps = [s](int n) {
+    std::vector<Tap> t(s);
+    for (int i = 0; i < s; ++i) {
+      const int p = std::max(0, (2 * i + 1) * n - s);
+      const int i0 = std::min(p / (2 * s), n - 1);
+      t[i] = {i0, std::min(i0 + 1, n - 1), p / (2 * s) >= n - 1 ? 0 : p % (2 * s)};
+    }
+    return t;
+  };
+  const auto ty = taps(rows), tx = taps(cols);
+  const int64_t d = 2 * int64_t(s), dd = d * d;
+  std::vector<uint8_t> out(size_t(s) * s);
+  for (int y = 0; y < s; ++y)
+    for (int x = 0; x < s; ++x) {
+      const Tap a = ty[y], b = tx[x];
+      auto v = [&](int r, int c) { return int64_t(src[size_t(r) * cols + c]); };
+      const int64_t top = v(a.i0, b.i0) * (d - b.w1) + v(a.i0, b.i1) * b.w1;
+      const int64_t bot = v(a.i1, b.i0) * (d - b.w1) + v(a.i1, b.i1) * b.w1;
+      out[size_t(y) * s + x] = uint8_t((top * (d - a.w1) + bot * a.w1 + dd / 2) / dd);
+    }
+  return out;
+}
+
+// Temp file + rename without fsync (see shapes.cpp: the JSONL files, written last with
+// fsync, are what make a split visible).
+void write_image_file(const std::string& path, const std::string& bytes,
+                      const std::string& tmp_suffix) {
+  const std::string tmp = path + tmp_suffix;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!f.flush()) fail("[generate_fashion] ", path, ": cannot write image");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    fail("[generate_fashion] ", path, ": cannot rename temp file: ", ec.message());
+  }
+}
+
+// Index pool of one split: by_class restricted to photos whose index satisfies `keep`.
+std::vector<std::vector<int>> pool(const FashionPhotos& p, const std::function<bool(int)>& keep) {
+  std::vector<std::vector<int>> out(kFashionNumClasses);
+  for (int c = 0; c < kFashionNumClasses; ++c)
+    for (int i : p.by_class[c])
+      if (keep(i)) out[c].push_back(i);
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& fashion_families() {
+  static const std::vector<std::string> f = {"class", "group", "count", "exist", "relation", "side"};
+  return f;
+}
+
+const std::vector<std::string>& fashion_answers(const std::string& family) {
+  static const std::vector<std::string> classes(kFashionClassNames, kFashionClassNames + 10);
+  static const std::vector<std::string> groups(kFashionGroupNames, kFashionGroupNames + 3);
+  static const std::vector<std::string> count = {"zero", "one", "two", "three", "four"};
+  static const std::vector<std::string> yes_no = {"yes", "no"};
+  static const std::vector<std::string> sides = {"left", "right", "top", "bottom"};
+  const std::vector<std::string>* table[kNumFamilies] = {&classes, &groups,  &count,
+                                                         &yes_no,  &classes, &sides};
+  const auto& fams = fashion_families();
+  auto it = std::find(fams.begin(), fams.end(), family);
+  RESSA_CHECK_ARG(it != fams.end(), "[fashion_answers] unknown family '", family, "'");
+  return *table[it - fams.begin()];
+}
+
+std::vector<std::string> fashion_words() {
+  std::vector<std::string> w = {"?",    "a",     "above", "are",  "at",    "belong", "below",
+                                "does", "group", "how",   "is",   "item",  "many",   "of",
+                                "on",   "or",    "the",   "there", "to",   "what",   "which"};
+  for (const auto& t : kCountTargets) w.push_back(t.plural);
+  for (const auto& f : fashion_families())
+    for (const auto& a : fashion_answers(f)) w.push_back(a);  // classes, groups, left, ...
+  std::sort(w.begin(), w.end());
+  w.erase(std::unique(w.begin(), w.end()), w.end());
+  return w;
+}
+
+FashionPhotos load_fashion_mnist(const std::string& source_dir, bool train) {
+  namespace fs = std::filesystem;
+  const std::string prefix = train ? "train" : "t10k";
+  auto locate = [&](const std::string& stem) {
+    const fs::path gz = fs::path(source_dir) / (stem + ".gz"), raw = fs::path(source_dir) / stem;
+    std::error_code ec;
+    if (fs::is_regular_file(gz, ec)) return gz.string();
+    if (fs::is_regular_file(raw, ec)) return raw.string();
+    fail("[load_fashion_mnist] ", gz.string(),
+         ": no such file (nor uncompressed); Fashion-MNIST is packaged by Debian: "
+         "apt-get install dataset-fashion-mnist (or point source_dir at a folder holding "
+         "the IDX files)");
+  };
+  const std::string images_path = locate(prefix + "-images-idx3-ubyte");
+  const std::string labels_path = locate(prefix + "-labels-idx1-ubyte");
+  IdxDataset ds = read_idx_dataset(images_path, labels_path);
+  RESSA_CHECK(ds.images.rows == 28 && ds.images.cols == 28, "[load_fashion_mnist] ", images_path,
+              ": images are ", ds.images.rows, "x", ds.images.cols, ", expected 28x28");
+  FashionPhotos p;
+  p.by_class.resize(kFashionNumClasses);
+  for (size_t i = 0; i < ds.labels.size(); ++i) {
+    RESSA_CHECK(ds.labels[i] < kFashionNumClasses, "[load_fashion_mnist] ", labels_path,
+                ": label ", int(ds.labels[i]), " at index ", i, " outside 0..9");
+    p.by_class[ds.labels[i]].push_back(int(i));
+  }
+  for (int c = 0; c < kFashionNumClasses; ++c)
+    RESSA_CHECK(!p.by_class[c].empty(), "[load_fashion_mnist] ", labels_path, ": no photo of class ",
+                c, " (", kFashionClassNames[c], ")");
+  p.images = std::move(ds.images);
+  p.labels = std::move(ds.labels);
+  return p;
+}
+
+FashionScene make_fashion_scene(uint64_t seed, int family, int answer, int image_size,
+                                const std::vector<std::vector<int>>& by_class) {
+  RESSA_CHECK_ARG(family >= 0 && family < kNumFamilies, "[make_fashion_scene] family ", family,
+                  " outside 0..", kNumFamilies - 1);
+  const auto& answers = fashion_answers(fashion_families()[family]);
+  RESSA_CHECK_ARG(answer >= 0 && answer < int(answers.size()), "[make_fashion_scene] answer ",
+                  answer, " outside 0..", answers.size() - 1);
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[make_fashion_scene] image_size ",
+                  image_size, " outside 32..1024");
+  RESSA_CHECK_ARG(by_class.size() == size_t(kFashionNumClasses), "[make_fashion_scene] by_class has ",
+                  by_class.size(), " classes, expected 10");
+  for (int c = 0; c < kFashionNumClasses; ++c)
+    RESSA_CHECK_ARG(!by_class[c].empty(), "[make_fashion_scene] no photo of class ", c, " (",
+                    kFashionClassNames[c], ")");
+  Rng rng(seed);
+  FashionScene sc;
+  sc.family = fashion_families()[family];
+  sc.answer = answers[answer];
+
+  std::vector<FashionItem> items;  // the items the question is about, then the others
+  std::vector<int> free_cells = {0, 1, 2, 3};
+  auto add = [&](int cls, int cell) {
+    free_cells.erase(std::find(free_cells.begin(), free_cells.end(), cell));
+    FashionItem it;
+    it.cls = cls, it.cell = cell;
+    items.push_back(it);
+  };
+  auto random_free_cell = [&] { return free_cells[rng.uniform(0, int(free_cells.size()) - 1)]; };
+  auto class_where = [&](const std::function<bool(int)>& ok) {  // uniform over allowed classes
+    std::vector<int> allowed;
+    for (int c = 0; c < kFashionNumClasses; ++c)
+      if (ok(c)) allowed.push_back(c);
+    return allowed[rng.uniform(0, int(allowed.size()) - 1)];
+  };
+  std::function<bool(int)> other_ok = [](int) { return true; };  // classes of the other items
+  int min_items = 2;
+  switch (family) {
+    case kClass: {  // the item in a named cell
+      const int cell = rng.uniform(0, kFashionNumCells - 1);
+      add(answer, cell);
+      sc.question = std::string("what is at the ") + kFashionCellNames[cell] + " ?";
+      break;
+    }
+    case kGroup: {
+      const int cell = rng.uniform(0, kFashionNumCells - 1);
+      add(class_where([answer](int c) { return kFashionClassGroup[c] == answer; }), cell);
+      sc.question = std::string("which group does the item at the ") + kFashionCellNames[cell] +
+                    " belong to ?";
+      break;
+    }
+    case kCount: {  // answer = number of items the target covers
+      const CountTarget& t = kCountTargets[rng.uniform(0, kNumCountTargets - 1)];
+      for (int i = 0; i < answer; ++i) add(class_where(t.covers), random_free_cell());
+      other_ok = [&t](int c) { return !t.covers(c); };
+      sc.question = std::string("how many ") + t.plural + " are there ?";
+      break;
+    }
+    case kExist: {
+      const int x = rng.uniform(0, kFashionNumClasses - 1);
+      if (answer == 0)
+        add(x, random_free_cell());
+      else
+        other_ok = [x](int c) { return c != x; };
+      sc.question = std::string("is there a ") + kFashionClassNames[x] + " ?";
+      break;
+    }
+    case kRelation: {  // "what is <dir> the X ?": X unique, answer in the neighbouring cell
+      const int x = rng.uniform_except(0, kFashionNumClasses - 1, answer);
+      const int dir = rng.uniform(0, 3);
+      std::vector<int> cells;
+      for (int c = 0; c < kFashionNumCells; ++c)
+        if (neighbour(c, dir) >= 0) cells.push_back(c);
+      const int xc = cells[rng.uniform(0, int(cells.size()) - 1)];
+      add(x, xc);
+      add(answer, neighbour(xc, dir));
+      other_ok = [x](int c) { return c != x; };
+      sc.question = std::string("what is ") + kDirPhrase[dir] + " the " + kFashionClassNames[x] + " ?";
+      break;
+    }
+    default: {  // kSide: answer left/right/top/bottom = the column or row of the unique X
+      const int x = rng.uniform(0, kFashionNumClasses - 1);
+      std::vector<int> cells;
+      for (int c = 0; c < kFashionNumCells; ++c) {
+        const bool ok = answer == 0 ? c % 2 == 0 : answer == 1 ? c % 2 == 1 : answer == 2 ? c / 2 == 0 : c / 2 == 1;
+        if (ok) cells.push_back(c);
+      }
+      add(x, cells[rng.uniform(0, 1)]);
+      other_ok = [x](int c) { return c != x; };
+      sc.question = std::string("is the ") + kFashionClassNames[x] +
+                    (answer < 2 ? " on the left or the right ?" : " at the top or the bottom ?");
+    }
+  }
+  const int n = rng.uniform(std::max<int>(min_items, int(items.size())), kFashionNumCells);
+  while (int(items.size()) < n) add(class_where(other_ok), random_free_cell());
+
+  // Photo, placement inside the cell, and product colour (dark enough to stand out from the
+  // light background). None of these depends on the answer.
+  const int half = image_size / 2;
+  const int min_size = std::max(8, (half * 11 + 8) / 16);  // 22 px of a 32 px cell
+  for (FashionItem& it : items) {
+    const auto& photos = by_class[it.cls];
+    it.photo = photos[rng.uniform(0, int(photos.size()) - 1)];
+    it.size = rng.uniform(min_size, half);
+    it.x = (it.cell % 2) * half + rng.uniform(0, half - it.size);
+    it.y = (it.cell / 2) * half + rng.uniform(0, half - it.size);
+    do {
+      for (int& c : it.color) c = rng.uniform(10, 170);
+    } while (it.color[0] + it.color[1] + it.color[2] > 330);
+  }
+  std::sort(items.begin(), items.end(),
+            [](const FashionItem& a, const FashionItem& b) { return a.cell < b.cell; });
+  sc.items = std::move(items);
+  return sc;
+}
+
+Image render_fashion(const FashionScene& scene, const IdxImages& images, int image_size,
+                     uint64_t seed) {
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_fashion] image_size ",
+                  image_size, " outside 32..1024");
+  const int S = image_size;
+  Rng rng(seed);
+  Noise noise(rng);
+  Image img;
+  img.width = img.height = S;
+  img.rgb.resize(size_t(S) * S * 3);
+  // Background: light warm-or-cool grey (a product shot's backdrop) with a gradient of up to
+  // +-10 per axis and +-5 per-pixel noise, integer arithmetic only.
+  const int base = rng.uniform(200, 240);
+  const int tint[3] = {rng.uniform(-8, 8), rng.uniform(-8, 8), rng.uniform(-8, 8)};
+  const int gx = rng.uniform(-20, 20), gy = rng.uniform(-20, 20);
+  auto at = [&](int x, int y, int c) -> uint8_t& { return img.rgb[(size_t(y) * S + x) * 3 + c]; };
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const int grad = (gx * (2 * x + 1 - S) + gy * (2 * y + 1 - S)) / (2 * S);
+      for (int c = 0; c < 3; ++c)
+        at(x, y, c) = uint8_t(std::clamp(base + tint[c] + grad + noise(5), 0, 255));
+    }
+  // Items: the photo's intensity v (0 = background, 255 = item) is the coverage of the
+  // product colour, so the photo's texture shows as shading; +-6 noise on the colour.
+  for (const FashionItem& it : scene.items) {
+    RESSA_CHECK_ARG(it.photo >= 0 && it.photo < images.count, "[render_fashion] photo index ",
+                    it.photo, " outside 0..", images.count - 1);
+    RESSA_CHECK_ARG(it.size > 0 && it.x >= 0 && it.y >= 0 && it.x + it.size <= S &&
+                        it.y + it.size <= S,
+                    "[render_fashion] item box (", it.x, ", ", it.y, ", size ", it.size,
+                    ") outside the ", S, "x", S, " image");
+    const std::vector<uint8_t> cover =
+        resize_gray(images.image(it.photo), images.rows, images.cols, it.size);
+    for (int y = 0; y < it.size; ++y)
+      for (int x = 0; x < it.size; ++x) {
+        const int v = cover[size_t(y) * it.size + x];
+        if (v == 0) continue;
+        for (int c = 0; c < 3; ++c) {
+          uint8_t& p = at(it.x + x, it.y + y, c);
+          const int col = it.color[c] + noise(6);
+          p = uint8_t(std::clamp(p + ((col - p) * v) / 255, 0, 255));
+        }
+      }
+  }
+  return img;
+}
+
+void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
+  RESSA_CHECK_ARG(opt.train >= 0 && opt.val >= 0 && opt.test >= 0,
+                  "[generate_fashion] split sizes must be >= 0, got train=", opt.train,
+                  " val=", opt.val, " test=", opt.test);
+  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024, "[generate_fashion] image_size ",
+                  opt.image_size, " outside 32..1024");
+  RESSA_CHECK_ARG(opt.threads >= 0, "[generate_fashion] threads must be >= 0, got ", opt.threads);
+  namespace fs = std::filesystem;
+  // Load the photos first: a missing package fails before anything is written.
+  FashionPhotos train_photos, test_photos;
+  if (opt.train > 0) train_photos = load_fashion_mnist(opt.source_dir, true);
+  if (opt.val > 0 || opt.test > 0) test_photos = load_fashion_mnist(opt.source_dir, false);
+  std::error_code ec;
+  fs::create_directories(fs::path(out_dir) / "images", ec);
+  if (ec) fail("[generate_fashion] ", out_dir, ": cannot create directory: ", ec.message());
+
+  const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
+  const char* splits[3] = {"train", "val", "test"};
+  const int sizes[3] = {opt.train, opt.val, opt.test};
+  for (int si = 0; si < 3; ++si) {
+    const int n = sizes[si];
+    if (n == 0) {
+      write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), {});
+      continue;
+    }
+    // Photo pools: train uses the training file; val the even-indexed and test the
+    // odd-indexed photos of the test file, so val and test never share a photo either.
+    const FashionPhotos& photos = si == 0 ? train_photos : test_photos;
+    const std::string source = si == 0 ? "train:" : "test:";
+    const auto by_class = si == 0   ? photos.by_class
+                          : si == 1 ? pool(photos, [](int i) { return i % 2 == 0; })
+                                    : pool(photos, [](int i) { return i % 2 == 1; });
+    for (int c = 0; c < kFashionNumClasses; ++c)
+      RESSA_CHECK(!by_class[c].empty(), "[generate_fashion] no ", splits[si], " photo of class ",
+                  kFashionClassNames[c]);
+
+    const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0xFA5410Full * (si + 1)));
+    // Exact balance: example i gets family i % 6 and that family's answers in turn.
+    std::vector<std::pair<int, int>> tasks(n);
+    for (int i = 0; i < n; ++i) {
+      const int f = i % kNumFamilies;
+      tasks[i] = {f, (i / kNumFamilies) % int(fashion_answers(fashion_families()[f]).size())};
+    }
+    Rng shuffle_rng(split_seed);
+    for (int i = n - 1; i > 0; --i) std::swap(tasks[i], tasks[shuffle_rng.uniform(0, i)]);
+
+    // Each example depends only on (split_seed, index), so threads never change the output.
+    std::vector<VqaExample> examples(n);
+    std::atomic<int> next{0};
+    std::exception_ptr error;
+    std::mutex error_mu;
+    auto worker = [&] {
+      try {
+        for (int i = next++; i < n; i = next++) {
+          const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
+          FashionScene sc =
+              make_fashion_scene(s, tasks[i].first, tasks[i].second, opt.image_size, by_class);
+          char stem[64];
+          std::snprintf(stem, sizeof stem, "%s_%06d", splits[si], i);
+          VqaExample& ex = examples[i];
+          ex.id = stem;
+          ex.image = std::string("images/") + stem + ".png";
+          write_image_file(
+              (fs::path(out_dir) / ex.image).string(),
+              encode_png(render_fashion(sc, photos.images, opt.image_size, splitmix64(s ^ 0xC0105ull))),
+              tmp_suffix);
+          for (const FashionItem& it : sc.items) ex.sources.push_back(source + std::to_string(it.photo));
+          ex.question = std::move(sc.question);
+          ex.answer = std::move(sc.answer);
+          ex.family = std::move(sc.family);
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (!error) error = std::current_exception();
+        next = n;  // stop the other workers early
+      }
+    };
+    int threads = opt.threads > 0 ? opt.threads : int(std::thread::hardware_concurrency());
+    threads = std::clamp(threads, 1, std::max(1, n));
+    std::vector<std::thread> pool_threads;
+    for (int t = 1; t < threads; ++t) pool_threads.emplace_back(worker);
+    worker();
+    for (auto& th : pool_threads) th.join();
+    if (error) std::rethrow_exception(error);
+    write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
+  }
+}
+
+}  // namespace ressa::data

@@ -1,0 +1,92 @@
+// Whole-model pruning driver (`ressa prune`): calibrates every targeted Linear of a Llava model on
+// image+question+answer samples, block by block (vision blocks, then language blocks fed by the
+// vision features), prunes it with prune_matrix, and writes the pruned model directory.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "ressa/core/progress.h"
+#include "ressa/eval/sparsity.h"
+#include "ressa/io/tokenizer.h"
+#include "ressa/model/llava.h"
+#include "ressa/prune/methods.h"
+#include "ressa/train/vqa_data.h"
+
+namespace ressa::prune {
+
+inline constexpr const char* kRessaVersion = "0.1";  // recorded in prune.json
+
+struct PruneModelOptions {
+  // Sequential: block i is calibrated on the outputs of the already-pruned blocks before it (and
+  // the language model on the pruned vision tower's features). Dense: on the dense model's.
+  enum class Calib { Sequential, Dense };
+
+  Method method = Method::Wanda;
+  SparsityPattern vision, language;  // per tower; a dense pattern (ratio 0) leaves the tower untouched
+  int64_t calib_samples = 128;       // examples drawn from the calibration set (all if it has fewer)
+  uint64_t seed = 0;                 // which examples are drawn (calib_indices)
+  Calib calib = Calib::Sequential;
+  MethodOptions method_opts;         // granularity, SparseGPT damping/block, DSnoT base/cycles
+  bool prune_projector = false;      // also prune multi_modal_projector.linear_{1,2} (language pattern)
+  bool prune_lm_head = false;        // also prune language_model.lm_head (language pattern)
+  int64_t calib_batch = 16;          // sequences per forward pass during calibration
+
+  void validate() const;  // throws std::invalid_argument naming the bad field
+};
+PruneModelOptions::Calib parse_calib(const std::string& s);  // "sequential", "dense"
+std::string to_string(PruneModelOptions::Calib c);
+
+struct LayerReport {
+  std::string name;          // HF name without ".weight"
+  std::string tower;         // "vision", "language", "projector" or "lm_head"
+  double sparsity = 0;       // fraction of exact zeros in the pruned weight
+  double recon_error = 0;    // ||XWᵀ - XŴᵀ||² / ||XWᵀ||² over the layer's calibration inputs X
+  double seconds = 0;        // prune_matrix + error for this layer
+  int64_t calib_rows = 0;    // rows of X (tokens; padding excluded)
+  double input_sq_mean = 0;  // mean of x² over X (identifies the calibration stream)
+};
+
+struct PruneReport {
+  std::vector<LayerReport> layers;  // in pruning order
+  eval::SparsityReport sparsity;    // after pruning: vision / language / overall (targeted) and model
+  int64_t calib_samples = 0;        // examples actually used
+  double seconds = 0;               // calibration + pruning
+};
+
+// Deterministic choice of k of n examples: all of 0..n-1 when k >= n, else a seeded uniform
+// k-subset (Fisher-Yates with mt19937_64, portable across standard libraries), sorted ascending.
+std::vector<int64_t> calib_indices(int64_t n, int64_t k, uint64_t seed);
+
+// Loads only the examples calib_indices(|train|, k, seed) of <data_dir>/train.jsonl (images
+// decoded at the config's size), in that order. A word the tokenizer lacks is an error.
+train::VqaSet load_calibration_set(const std::string& data_dir, const io::Tokenizer& tok,
+                                   const io::LlavaConfig& cfg, int64_t k, uint64_t seed);
+
+// Prunes `net` (on `device`) in place: each targeted Linear gets its pruned weight and `mask`
+// (float 0/1 [out, in]). Calibration uses calib_indices(calib.size(), calib_samples, seed)
+// of `calib`, batched by make_train_batch (right padding; padded positions never feed the
+// language statistics). Working memory: the calibration activations [n, T, D] (T = real
+// longest sequence of a batch) plus one block's statistics (a float64 XᵀX per distinct layer
+// input, shared by layers reading the same tensor, e.g. q/k/v). Validates everything (options,
+// N:M divisibility of every targeted layer) before changing the model.
+PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io::Tokenizer& tok,
+                        const PruneModelOptions& opts, const torch::Device& device,
+                        const ProgressSink& progress = {});
+
+// The whole `ressa prune` job: loads the dense model directory, its tokenizer.json and the
+// calibration examples of <data_dir>, prunes, and writes <out_dir> atomically: a normal model
+// directory (weights with the zeros, masks.safetensors, the dense tokenizer.json copied) plus
+// prune.json {method, pattern, vision_pattern, language_pattern, vision_sparsity,
+// language_sparsity, granularity, calib, calib_samples, seed, dense_model {path, fingerprint},
+// ressa_version}. Nothing is created at out_dir unless the whole job succeeds.
+PruneReport prune_model_dir(const std::string& dense_dir, const std::string& data_dir, const std::string& out_dir,
+                            const PruneModelOptions& opts, const torch::Device& device,
+                            const ProgressSink& progress = {});
+
+// The single "pattern" string recorded for a run: the common pattern when both towers agree,
+// the pruned tower's when the other is dense, else "mixed".
+std::string combined_pattern(const SparsityPattern& vision, const SparsityPattern& language);
+
+}  // namespace ressa::prune
