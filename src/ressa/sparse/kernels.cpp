@@ -1,10 +1,10 @@
 // Sparse x dense kernels (y = x W^T) for BitmaskMatrix and NMMatrix with runtime ISA dispatch.
-// Three row kernels, picked per call by a cost model (docs/kernels.md explains the numbers):
-//   expand  (AVX2/AVX-512, bitmask, small batch): expand each 8/16-column mask chunk's kept
-//           values into a dense vector (LUT + vpermps, or vexpandps) and FMA it with every
-//           batch row of x, so one weight load serves the whole batch block.
-//   nm24    (AVX2/AVX-512, 2:4, small batch): gather x at the kept positions with vpermps /
-//           vpermt2ps and FMA with the contiguous values.
+// Three kernel kinds, picked per call by a cost model (docs/kernels.md explains the numbers):
+//   direct bitmask (AVX2/AVX-512, small batch): expand each 8/16-column mask chunk's kept values
+//           into a dense vector (table + vpermps, or vexpandps) and FMA it with every batch row
+//           of x, so one weight load serves the batch block.
+//   direct 2:4 (AVX2/AVX-512, small and medium batch): gather x at the kept positions with
+//           vpermps / vpermt2ps and FMA with the contiguous values, 4 weight rows at a time.
 //   index   (all ISAs, any format, larger batch): decode a row's kept column indices, then per
 //           kept weight broadcast it and FMA with x^T[col, 0:batch] (x transposed once per
 //           call), so work scales with nnz instead of cols.
@@ -13,8 +13,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -55,7 +55,7 @@ int lanes(Isa isa) { return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1; 
 
 // ---- thread pool --------------------------------------------------------------------------
 
-// Persistent workers so that a ~0.1 ms matmul does not pay thread start-up each call.
+// Persistent workers so that a ~1 ms matmul does not pay thread start-up on every call.
 class Pool {
  public:
   static Pool& get() {
@@ -79,52 +79,54 @@ class Pool {
       return;
     }
     std::lock_guard<std::mutex> turn(run_mu_);
-    while (int(workers_.size()) < n - 1)
-      workers_.emplace_back([this, g = gen_.load()] { loop(g); });
+    while (int(workers_.size()) < n - 1) workers_.emplace_back([this, g = gen_.load()] { loop(g); });
+    // Each call gets its own counters: a worker still finishing an earlier call can only see
+    // that call's exhausted counter, never claim a task of this one.
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->n = n;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      fn_ = &fn;
-      n_ = n;
-      done_.store(0);
-      next_.store(0);
+      job_ = job;
       gen_.fetch_add(1);
     }
     cv_.notify_all();
-    work();
-    while (done_.load(std::memory_order_acquire) < n) std::this_thread::yield();
+    work(*job);
+    while (job->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
   }
 
  private:
-  void work() {
-    for (;;) {
-      const int i = next_.fetch_add(1);
-      if (i >= n_) return;
-      (*fn_)(i);
-      done_.fetch_add(1, std::memory_order_release);
+  struct Job {
+    const std::function<void(int)>* fn = nullptr;
+    int n = 0;
+    std::atomic<int> next{0}, done{0};
+  };
+  static void work(Job& job) {
+    for (int i; (i = job.next.fetch_add(1)) < job.n;) {
+      (*job.fn)(i);
+      job.done.fetch_add(1, std::memory_order_release);
     }
   }
   void loop(uint64_t seen) {
     for (;;) {
       // Spin briefly (back-to-back calls are common), then sleep.
       for (int i = 0; i < 20000 && gen_.load(std::memory_order_acquire) == seen; ++i) _mm_pause();
-      if (gen_.load(std::memory_order_acquire) == seen) {
+      std::shared_ptr<Job> job;
+      {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return gen_.load() != seen; });
+        seen = gen_.load();
+        if (stop_) return;
+        job = job_;
       }
-      std::unique_lock<std::mutex> lk(mu_);
-      seen = gen_.load();
-      if (stop_) return;
-      lk.unlock();
-      work();
+      work(*job);
     }
   }
   std::mutex run_mu_, mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> gen_{0};
-  std::atomic<int> next_{0}, done_{0};
-  const std::function<void(int)>* fn_ = nullptr;
-  int n_ = 0;
+  std::shared_ptr<Job> job_;  // the latest call's job (guarded by mu_)
   bool stop_ = false;
 };
 
@@ -172,6 +174,17 @@ RESSA_INLINE T load_as(const uint8_t* p) {
   return v;
 }
 
+// Weight rows a direct kernel walks together (2:4; bitmask rows go one at a time): one weight
+// stream reaches only ~55% of the DRAM bandwidth that four concurrent streams get on one core,
+// and each x load serves all of them. The bitmask kernel is faster alone with software
+// prefetch kPrefetchFloats ahead (measured; docs/kernels.md).
+constexpr int kRows = 4;
+constexpr int64_t kPrefetchFloats = 1024;
+struct DirectRows {
+  const uint8_t* meta[kRows];  // bitmask rows or 2:4 position rows
+  const float* vals[kRows];    // their values
+};
+
 // ---- scalar -------------------------------------------------------------------------------
 
 // Kept column indices of a bitmask row [ceil(cols/8) bytes] into idx; returns their count.
@@ -210,27 +223,17 @@ RESSA_AVX2 int64_t decode_bitmask_avx2(const uint8_t* mrow, int64_t cols, int32_
   return n;
 }
 
+// Column indices of a 2:4 row's values from its nbytes position bytes (4 values per byte).
+RESSA_AVX2 void decode_nm24_avx2(const uint8_t* prow, int64_t nbytes, int32_t* idx) {
+  for (int64_t i = 0; i < nbytes; ++i)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(idx + 4 * i),
+                     _mm_add_epi32(_mm_set1_epi32(int32_t(8 * i)),
+                                   _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[prow[i]]))));
+}
+
 // Lanes < k all ones (k clamped to [0, 8]), a maskload mask.
 RESSA_AVX2 RESSA_INLINE __m256i pre(int64_t k) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(kLut.prefix[std::clamp<int64_t>(k, 0, 8)]));
-}
-
-// One 8-column chunk of an expand row: acc[b] += expand(mask m, v) * x[b*xs : b*xs+8].
-// Exact reads only popcnt(m) values; otherwise 8 (the caller checked they exist).
-template <int NB, bool Exact, bool TailX>
-RESSA_AVX2 RESSA_INLINE void bm_step256(__m256 (&acc)[NB], unsigned m, const float*& v,
-                                        const float* x, int64_t xs, __m256i xmask) {
-  const int pc = __builtin_popcount(m);
-  const ExpandEntry& e = kLut.expand[m];
-  const __m256 raw = Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
-  const __m256 w = _mm256_and_ps(
-      _mm256_permutevar8x32_ps(raw, _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx))),
-      _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
-  v += pc;
-  for (int b = 0; b < NB; ++b) {
-    const __m256 xb = TailX ? _mm256_maskload_ps(x + b * xs, xmask) : _mm256_loadu_ps(x + b * xs);
-    acc[b] = _mm256_fmadd_ps(w, xb, acc[b]);
-  }
 }
 
 RESSA_AVX2 RESSA_INLINE float hsum256(__m256 a) {
@@ -240,70 +243,112 @@ RESSA_AVX2 RESSA_INLINE float hsum256(__m256 a) {
   return _mm_cvtss_f32(s);
 }
 
-template <int NB, bool Exact>
-RESSA_AVX2 RESSA_INLINE void bm_row_avx2_impl(const uint8_t* mrow, const float* v, int64_t cols,
-                                              const float* x, int64_t xs, float* out) {
-  __m256 a0[NB], a1[NB];
-  for (int b = 0; b < NB; ++b) a0[b] = a1[b] = _mm256_setzero_ps();
-  const __m256i all = _mm256_set1_epi32(-1);
-  int64_t c = 0;
-  for (; c + 16 <= cols; c += 16) {
-    const unsigned m = load_as<uint16_t>(mrow + c / 8);
-    bm_step256<NB, Exact, false>(a0, m & 255, v, x + c, xs, all);
-    bm_step256<NB, Exact, false>(a1, m >> 8, v, x + c + 8, xs, all);
-  }
-  for (; c < cols; c += 8)  // padding bits are zero, so the partial chunk needs only x masked
-    bm_step256<NB, true, true>(a0, mrow[c / 8], v, x + c, xs, pre(cols - c));
-  for (int b = 0; b < NB; ++b) out[b] = hsum256(_mm256_add_ps(a0[b], a1[b]));
+// The 8 weights of a bitmask chunk (mask byte m) as a dense vector; v advances past its values.
+// Exact reads only popcnt(m) values; otherwise 8 (the caller checked that they exist).
+template <bool Exact>
+RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const float*& v) {
+  const int pc = __builtin_popcount(m);
+  const ExpandEntry& e = kLut.expand[m];
+  const __m256 raw = Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
+  v += pc;
+  return _mm256_and_ps(_mm256_permutevar8x32_ps(raw, _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx))),
+                       _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
 }
 
-// out[b] = dot(bitmask row, x[b*xs : b*xs+cols]) for b < NB; v: the row's values, vend: the end
-// of all values (rows far from it may over-read, which lets the loop use plain loads).
-template <int NB>
-RESSA_AVX2 void bm_row_avx2(const uint8_t* mrow, const float* v, const float* vend, int64_t cols,
-                            const float* x, int64_t xs, float* out) {
-  if (vend - v >= cols + 8) bm_row_avx2_impl<NB, false>(mrow, v, cols, x, xs, out);
-  else bm_row_avx2_impl<NB, true>(mrow, v, cols, x, xs, out);
-}
+// Direct kernel, bitmask: out[i*NB + b] = dot(row i, x[b*xs : b*xs+cols]) for R rows, NB batch
+// rows; a step covers 32 columns (4 mask bytes) of every row, with an accumulator set per chunk
+// when R * NB alone would leave the FMAs waiting on each other.
+template <int R, int NB, bool Exact>
+struct BitmaskAvx2 {
+  static constexpr int S = R * NB >= 4 ? 1 : 4;  // accumulator sets
+  RESSA_AVX2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
+    __m256 acc[S][R][NB];
+    const float* v[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      v[i] = rows.vals[i];
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) acc[s][i][b] = _mm256_setzero_ps();
+    }
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32)
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(v[i] + kPrefetchFloats), _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const __m256 w = expand8<Exact>(rows.meta[i][c / 8 + k], v[i]);
+#pragma GCC unroll 4
+          for (int b = 0; b < NB; ++b)
+            acc[k % S][i][b] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + b * xs + c + 8 * k), acc[k % S][i][b]);
+        }
+      }
+    for (; c < cols; c += 8) {  // padding bits are zero: only x needs masking
+      const __m256i xm = pre(cols - c);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const __m256 w = expand8<true>(rows.meta[i][c / 8], v[i]);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+          acc[0][i][b] = _mm256_fmadd_ps(w, _mm256_maskload_ps(x + b * xs + c, xm), acc[0][i][b]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+#pragma GCC unroll 4
+        for (int s = 1; s < S; ++s) acc[0][i][b] = _mm256_add_ps(acc[0][i][b], acc[s][i][b]);
+        out[i * NB + b] = hsum256(acc[0][i][b]);
+      }
+  }
+};
 
-// One 16-column (4-group) chunk of a 2:4 row: 8 values, positions in 16 bits p.
-template <int NB, bool Tail>
-RESSA_AVX2 RESSA_INLINE void nm24_step256(__m256 (&acc)[NB], unsigned p, const float* v,
-                                          const float* x, int64_t xs, int64_t rem) {
-  const __m256i idx = _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p & 255]))),
-      _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p >> 8])), 1);
-  const __m256 w = Tail ? _mm256_maskload_ps(v, pre(rem / 2)) : _mm256_loadu_ps(v);
-  for (int b = 0; b < NB; ++b) {
-    const float* xb = x + b * xs;
-    const __m256 lo = Tail ? _mm256_maskload_ps(xb, pre(rem)) : _mm256_loadu_ps(xb);
-    const __m256 hi = Tail ? _mm256_maskload_ps(xb + 8, pre(rem - 8)) : _mm256_loadu_ps(xb + 8);
-    const __m256 g = _mm256_blend_ps(_mm256_permutevar8x32_ps(lo, idx),
-                                     _mm256_permutevar8x32_ps(hi, idx), 0xF0);
-    acc[b] = _mm256_fmadd_ps(w, g, acc[b]);
+// Direct kernel, 2:4: as above; per 16 columns (4 groups, 8 values, 2 position bytes) x is
+// gathered at the kept positions with two vpermps and a blend.
+template <int R, int NB, bool>
+struct Nm24Avx2 {
+  RESSA_AVX2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
+    __m256 acc[R][NB];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[i][b] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 16) {
+      const int64_t rem = std::min<int64_t>(16, cols - c);  // a multiple of 4
+      const bool tail = rem < 16;
+      __m256 lo[NB], hi[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        const float* xb = x + b * xs + c;
+        lo[b] = tail ? _mm256_maskload_ps(xb, pre(rem)) : _mm256_loadu_ps(xb);
+        hi[b] = tail ? _mm256_maskload_ps(xb + 8, pre(rem - 8)) : _mm256_loadu_ps(xb + 8);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* pp = rows.meta[i] + c / 8;
+        const unsigned p = tail ? unsigned(load_bytes(pp, (rem + 7) / 8)) : load_as<uint16_t>(pp);
+        const __m256i idx = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p & 255]))),
+            _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p >> 8])), 1);
+        const float* v = rows.vals[i] + c / 2;
+        const __m256 w = tail ? _mm256_maskload_ps(v, pre(rem / 2)) : _mm256_loadu_ps(v);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) {
+          const __m256 g = _mm256_blend_ps(_mm256_permutevar8x32_ps(lo[b], idx),
+                                           _mm256_permutevar8x32_ps(hi[b], idx), 0xF0);
+          acc[i][b] = _mm256_fmadd_ps(w, g, acc[i][b]);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) out[i * NB + b] = hsum256(acc[i][b]);
   }
-}
-
-// out[b] = dot(2:4 row, x[b*xs : b*xs+cols]) for b < NB; prow holds the row's 2-bit positions.
-template <int NB>
-RESSA_AVX2 void nm24_row_avx2(const uint8_t* prow, const float* v, const float*, int64_t cols,
-                              const float* x, int64_t xs, float* out) {
-  __m256 a0[NB], a1[NB];
-  for (int b = 0; b < NB; ++b) a0[b] = a1[b] = _mm256_setzero_ps();
-  int64_t c = 0;
-  for (; c + 32 <= cols; c += 32) {  // 32 columns = 16 values = 4 position bytes
-    const uint32_t p = load_as<uint32_t>(prow + c / 8);
-    nm24_step256<NB, false>(a0, p & 0xFFFF, v + c / 2, x + c, xs, 16);
-    nm24_step256<NB, false>(a1, p >> 16, v + c / 2 + 8, x + c + 16, xs, 16);
-  }
-  for (; c < cols; c += 16) {
-    const int64_t rem = std::min<int64_t>(16, cols - c);
-    const unsigned p = unsigned(load_bytes(prow + c / 8, (rem + 7) / 8));
-    if (rem == 16) nm24_step256<NB, false>(a0, p, v + c / 2, x + c, xs, 16);
-    else nm24_step256<NB, true>(a0, p, v + c / 2, x + c, xs, rem);
-  }
-  for (int b = 0; b < NB; ++b) out[b] = hsum256(_mm256_add_ps(a0[b], a1[b]));
-}
+};
 
 // out[0:8V] = sum_j v[j] * xt[idx[j], 0:8V]; U independent accumulators hide FMA latency.
 template <int V>
@@ -311,21 +356,28 @@ RESSA_AVX2 void index_row_avx2(const float* v, const int32_t* idx, int64_t nnz, 
                                float* out) {
   constexpr int U = V == 1 ? 4 : 2;
   __m256 acc[U][V];
+#pragma GCC unroll 16
   for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
     for (int q = 0; q < V; ++q) acc[u][q] = _mm256_setzero_ps();
   int64_t j = 0;
   for (; j + U <= nnz; j += U)
+#pragma GCC unroll 16
     for (int u = 0; u < U; ++u) {
       const __m256 w = _mm256_broadcast_ss(v + j + u);
       const float* xr = xt + int64_t(idx[j + u]) * (8 * V);
+#pragma GCC unroll 16
       for (int q = 0; q < V; ++q) acc[u][q] = _mm256_fmadd_ps(w, _mm256_load_ps(xr + 8 * q), acc[u][q]);
     }
   for (; j < nnz; ++j) {
     const __m256 w = _mm256_broadcast_ss(v + j);
     const float* xr = xt + int64_t(idx[j]) * (8 * V);
+#pragma GCC unroll 16
     for (int q = 0; q < V; ++q) acc[0][q] = _mm256_fmadd_ps(w, _mm256_load_ps(xr + 8 * q), acc[0][q]);
   }
+#pragma GCC unroll 16
   for (int q = 0; q < V; ++q) {
+#pragma GCC unroll 16
     for (int u = 1; u < U; ++u) acc[0][q] = _mm256_add_ps(acc[0][q], acc[u][q]);
     _mm256_storeu_ps(out + 8 * q, acc[0][q]);
   }
@@ -352,104 +404,147 @@ RESSA_AVX512 int64_t decode_bitmask_avx512(const uint8_t* mrow, int64_t cols, in
   return n;
 }
 
-// One 16-column chunk of an expand row: acc[b] += expand(mask m, v) * x[b*xs : b*xs+16].
-// Exact reads only popcnt(m) values; otherwise 16 (the caller checked they exist).
-template <int NB, bool Exact, bool TailX>
-RESSA_AVX512 RESSA_INLINE void bm_step512(__m512 (&acc)[NB], unsigned m, const float*& v,
-                                          const float* x, int64_t xs, __mmask16 xmask) {
-  const __m512 w = Exact ? _mm512_maskz_expandloadu_ps(__mmask16(m), v)
-                         : _mm512_maskz_expand_ps(__mmask16(m), _mm512_loadu_ps(v));
-  v += __builtin_popcount(m);
-  for (int b = 0; b < NB; ++b) {
-    const __m512 xb = TailX ? _mm512_maskz_loadu_ps(xmask, x + b * xs) : _mm512_loadu_ps(x + b * xs);
-    acc[b] = _mm512_fmadd_ps(w, xb, acc[b]);
-  }
+// kmovw k, m16: GCC otherwise loads into a GPR and moves that to k, a port-5 uop (the port
+// vexpandps needs).
+RESSA_AVX512 RESSA_INLINE __mmask16 load_mask16(const uint8_t* p) {
+  __mmask16 k;
+  asm("kmovw %1, %0" : "=Yk"(k) : "m"(*reinterpret_cast<const uint16_t*>(p)));
+  return k;
 }
 
-template <int NB, bool Exact>
-RESSA_AVX512 RESSA_INLINE void bm_row_avx512_impl(const uint8_t* mrow, const float* v, int64_t cols,
-                                                  const float* x, int64_t xs, float* out) {
-  __m512 a0[NB], a1[NB];
-  for (int b = 0; b < NB; ++b) a0[b] = a1[b] = _mm512_setzero_ps();
-  int64_t c = 0;
-  for (; c + 32 <= cols; c += 32) {
-    const uint32_t m = load_as<uint32_t>(mrow + c / 8);
-    bm_step512<NB, Exact, false>(a0, m & 0xFFFF, v, x + c, xs, 0);
-    bm_step512<NB, Exact, false>(a1, m >> 16, v, x + c + 16, xs, 0);
+// Direct kernel, bitmask: out[i*NB + b] = dot(row i, x[b*xs : b*xs+cols]) for R rows, NB batch
+// rows. vexpandps turns each 16-bit mask chunk and the next popcnt values into a dense vector;
+// a step covers 64 columns, 4 chunks, of every row. With one row, a single accumulator would
+// wait on the FMA latency, so each chunk of the step then gets its own.
+template <int R, int NB, bool>
+struct BitmaskAvx512 {
+  static constexpr int S = R * NB >= 4 ? 1 : 4;  // accumulator sets
+  RESSA_AVX512 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
+    __m512 acc[S][R][NB];
+    const float* v[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      v[i] = rows.vals[i];
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) acc[s][i][b] = _mm512_setzero_ps();
+    }
+    int64_t c = 0;
+    for (; c + 64 <= cols; c += 64) {
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* mp = rows.meta[i] + c / 8;
+        _mm_prefetch(reinterpret_cast<const char*>(v[i] + kPrefetchFloats), _MM_HINT_T0);
+        // Chunk k's values start after the kept weights of chunks < k: 64-bit popcounts of the
+        // word shifted left (GCC narrows popcount(w & 0xFFFF) to a 16-bit popcnt, which merges
+        // into its destination register and chains the chunks).
+        const uint64_t word = load_as<uint64_t>(mp);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const float* vk = v[i] + (k ? __builtin_popcountll(word << (64 - 16 * k)) : 0);
+          const __m512 w = _mm512_maskz_expandloadu_ps(load_mask16(mp + 2 * k), vk);
+#pragma GCC unroll 4
+          for (int b = 0; b < NB; ++b)
+            acc[k % S][i][b] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + b * xs + c + 16 * k), acc[k % S][i][b]);
+        }
+        v[i] += __builtin_popcountll(word);
+      }
+    }
+    for (; c < cols; c += 16) {  // padding bits are zero: only x needs masking
+      const int64_t rem = std::min<int64_t>(16, cols - c);
+      const __mmask16 xm = __mmask16(rem == 16 ? 0xFFFF : (1u << rem) - 1);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const unsigned m = unsigned(load_bytes(rows.meta[i] + c / 8, (rem + 7) / 8));
+        const __m512 w = _mm512_maskz_expandloadu_ps(__mmask16(m), v[i]);
+        v[i] += __builtin_popcount(m);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+          acc[0][i][b] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(xm, x + b * xs + c), acc[0][i][b]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+#pragma GCC unroll 4
+        for (int s = 1; s < S; ++s) acc[0][i][b] = _mm512_add_ps(acc[0][i][b], acc[s][i][b]);
+        out[i * NB + b] = _mm512_reduce_add_ps(acc[0][i][b]);
+      }
   }
-  for (; c < cols; c += 16) {  // padding bits are zero
-    const int64_t rem = std::min<int64_t>(16, cols - c);
-    const unsigned m = unsigned(load_bytes(mrow + c / 8, (rem + 7) / 8));
-    bm_step512<NB, true, true>(a0, m, v, x + c, xs, __mmask16((1u << rem) - 1));
-  }
-  for (int b = 0; b < NB; ++b) out[b] = _mm512_reduce_add_ps(_mm512_add_ps(a0[b], a1[b]));
-}
+};
 
-template <int NB>
-RESSA_AVX512 void bm_row_avx512(const uint8_t* mrow, const float* v, const float* vend, int64_t cols,
-                                const float* x, int64_t xs, float* out) {
-  if (vend - v >= cols + 16) bm_row_avx512_impl<NB, false>(mrow, v, cols, x, xs, out);
-  else bm_row_avx512_impl<NB, true>(mrow, v, cols, x, xs, out);
-}
-
-// One 32-column (8-group) chunk of a 2:4 row: 16 values, positions in the 32 bits p.
-template <int NB, bool Tail>
-RESSA_AVX512 RESSA_INLINE void nm24_step512(__m512 (&acc)[NB], uint32_t p, const float* v,
-                                            const float* x, int64_t xs, int64_t rem) {
-  const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
-  const __m512i idx = _mm512_add_epi32(
-      base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts), _mm512_set1_epi32(3)));
-  const auto lanes_below = [](int64_t k) { return __mmask16(k >= 16 ? 0xFFFF : k <= 0 ? 0 : (1u << k) - 1); };
-  const __m512 w = Tail ? _mm512_maskz_loadu_ps(lanes_below(rem / 2), v) : _mm512_loadu_ps(v);
-  for (int b = 0; b < NB; ++b) {
-    const float* xb = x + b * xs;
-    const __m512 lo = Tail ? _mm512_maskz_loadu_ps(lanes_below(rem), xb) : _mm512_loadu_ps(xb);
-    const __m512 hi = Tail ? _mm512_maskz_loadu_ps(lanes_below(rem - 16), xb + 16) : _mm512_loadu_ps(xb + 16);
-    acc[b] = _mm512_fmadd_ps(w, _mm512_permutex2var_ps(lo, idx, hi), acc[b]);
+// Direct kernel, 2:4: per 32 columns (8 groups, 16 values, 4 position bytes) vpermt2ps gathers x
+// at column 4 * (j / 2) + position_j for the 16 values j.
+template <int R, int NB, bool>
+struct Nm24Avx512 {
+  RESSA_AVX512 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
+    const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    __m512 acc[R][NB];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[i][b] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 32) {
+      const int64_t rem = std::min<int64_t>(32, cols - c);  // a multiple of 4
+      const bool tail = rem < 32;
+      const auto below = [](int64_t k) { return __mmask16(k >= 16 ? 0xFFFF : k <= 0 ? 0 : (1u << k) - 1); };
+      __m512 lo[NB], hi[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        const float* xb = x + b * xs + c;
+        lo[b] = tail ? _mm512_maskz_loadu_ps(below(rem), xb) : _mm512_loadu_ps(xb);
+        hi[b] = tail ? _mm512_maskz_loadu_ps(below(rem - 16), xb + 16) : _mm512_loadu_ps(xb + 16);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* pp = rows.meta[i] + c / 8;
+        const uint32_t p = tail ? uint32_t(load_bytes(pp, (rem + 7) / 8)) : load_as<uint32_t>(pp);
+        const __m512i idx = _mm512_add_epi32(
+            base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts), _mm512_set1_epi32(3)));
+        const float* v = rows.vals[i] + c / 2;
+        const __m512 w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+          acc[i][b] = _mm512_fmadd_ps(w, _mm512_permutex2var_ps(lo[b], idx, hi[b]), acc[i][b]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) out[i * NB + b] = _mm512_reduce_add_ps(acc[i][b]);
   }
-}
-
-template <int NB>
-RESSA_AVX512 void nm24_row_avx512(const uint8_t* prow, const float* v, const float*, int64_t cols,
-                                  const float* x, int64_t xs, float* out) {
-  __m512 a0[NB], a1[NB];
-  for (int b = 0; b < NB; ++b) a0[b] = a1[b] = _mm512_setzero_ps();
-  int64_t c = 0;
-  for (; c + 64 <= cols; c += 64) {  // 64 columns = 32 values = 8 position bytes
-    const uint64_t p = load_as<uint64_t>(prow + c / 8);
-    nm24_step512<NB, false>(a0, uint32_t(p), v + c / 2, x + c, xs, 32);
-    nm24_step512<NB, false>(a1, uint32_t(p >> 32), v + c / 2 + 16, x + c + 32, xs, 32);
-  }
-  for (; c < cols; c += 32) {
-    const int64_t rem = std::min<int64_t>(32, cols - c);
-    const uint32_t p = uint32_t(load_bytes(prow + c / 8, (rem + 7) / 8));
-    if (rem == 32) nm24_step512<NB, false>(a0, p, v + c / 2, x + c, xs, 32);
-    else nm24_step512<NB, true>(a0, p, v + c / 2, x + c, xs, rem);
-  }
-  for (int b = 0; b < NB; ++b) out[b] = _mm512_reduce_add_ps(_mm512_add_ps(a0[b], a1[b]));
-}
+};
 
 template <int V>
 RESSA_AVX512 void index_row_avx512(const float* v, const int32_t* idx, int64_t nnz, const float* xt,
                                    float* out) {
   constexpr int U = V == 1 ? 4 : 2;
   __m512 acc[U][V];
+#pragma GCC unroll 16
   for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
     for (int q = 0; q < V; ++q) acc[u][q] = _mm512_setzero_ps();
   int64_t j = 0;
   for (; j + U <= nnz; j += U)
+#pragma GCC unroll 16
     for (int u = 0; u < U; ++u) {
       const __m512 w = _mm512_set1_ps(v[j + u]);
       const float* xr = xt + int64_t(idx[j + u]) * (16 * V);
+#pragma GCC unroll 16
       for (int q = 0; q < V; ++q) acc[u][q] = _mm512_fmadd_ps(w, _mm512_load_ps(xr + 16 * q), acc[u][q]);
     }
   for (; j < nnz; ++j) {
     const __m512 w = _mm512_set1_ps(v[j]);
     const float* xr = xt + int64_t(idx[j]) * (16 * V);
+#pragma GCC unroll 16
     for (int q = 0; q < V; ++q) acc[0][q] = _mm512_fmadd_ps(w, _mm512_load_ps(xr + 16 * q), acc[0][q]);
   }
+#pragma GCC unroll 16
   for (int q = 0; q < V; ++q) {
+#pragma GCC unroll 16
     for (int u = 1; u < U; ++u) acc[0][q] = _mm512_add_ps(acc[0][q], acc[u][q]);
     _mm512_storeu_ps(out + 16 * q, acc[0][q]);
   }
@@ -460,24 +555,20 @@ RESSA_AVX512 void index_row_avx512(const float* v, const int32_t* idx, int64_t n
 // Batch rows per block: the index kernel holds up to 4 vectors of batch lanes per weight.
 constexpr int64_t kBatchBlock[3] = {64, 32, 64};  // scalar, avx2, avx512
 
-using RowFn = void (*)(const uint8_t*, const float*, const float*, int64_t, const float*, int64_t, float*);
+using DirectFn = void (*)(const DirectRows&, int64_t, const float*, int64_t, float*);
 using IndexFn = void (*)(const float*, const int32_t*, int64_t, const float*, float*);
-constexpr int kMaxNB[3] = {0, 4, 8};  // batch rows per expand/nm24 call
+constexpr int kMaxNB[3] = {0, 2, 4};  // batch rows per direct call: kRows x NB accumulators
 
-RowFn bm_row_fn(Isa isa, int nb) {
-  static const RowFn avx2[] = {nullptr, bm_row_avx2<1>, bm_row_avx2<2>, bm_row_avx2<3>, bm_row_avx2<4>};
-  static const RowFn avx512[] = {nullptr, bm_row_avx512<1>, bm_row_avx512<2>, bm_row_avx512<3>,
-                                 bm_row_avx512<4>, bm_row_avx512<5>, bm_row_avx512<6>,
-                                 bm_row_avx512<7>, bm_row_avx512<8>};
-  return isa == Isa::avx512 ? avx512[nb] : avx2[nb];
+// Direct kernel K for r rows (1..kRows) and nb batch rows (1..4).
+template <template <int, int, bool> class K, int R, bool Exact = false>
+DirectFn direct_fn(int nb) {
+  static const DirectFn table[4] = {K<R, 1, Exact>::run, K<R, 2, Exact>::run, K<R, 3, Exact>::run,
+                                    K<R, 4, Exact>::run};
+  return table[nb - 1];
 }
-
-RowFn nm24_row_fn(Isa isa, int nb) {
-  static const RowFn avx2[] = {nullptr, nm24_row_avx2<1>, nm24_row_avx2<2>, nm24_row_avx2<3>, nm24_row_avx2<4>};
-  static const RowFn avx512[] = {nullptr, nm24_row_avx512<1>, nm24_row_avx512<2>, nm24_row_avx512<3>,
-                                 nm24_row_avx512<4>, nm24_row_avx512<5>, nm24_row_avx512<6>,
-                                 nm24_row_avx512<7>, nm24_row_avx512<8>};
-  return isa == Isa::avx512 ? avx512[nb] : avx2[nb];
+template <template <int, int, bool> class K>
+DirectFn direct_fn(int r, int nb) {
+  return r == 1 ? direct_fn<K, 1>(nb) : r == 2 ? direct_fn<K, 2>(nb) : r == 3 ? direct_fn<K, 3>(nb) : direct_fn<K, 4>(nb);
 }
 
 IndexFn index_fn(Isa isa, int v) {
@@ -487,15 +578,20 @@ IndexFn index_fn(Isa isa, int v) {
   return isa == Isa::avx512 ? avx512[v] : avx2[v];
 }
 
-// Cost model (cycles per column, measured on Sapphire Rapids, docs/kernels.md): the direct
-// kernels cost ~(1 + nb/2) per vector of columns; the index kernel ~(1 + vectors of batch)
-// per kept weight. True when the index kernel is expected to win.
-bool prefer_index(Isa isa, double density, int64_t nb) {
-  if (isa == Isa::scalar) return true;
-  const double l = lanes(isa);
-  const double direct = (1.0 + 0.5 * double(nb)) / l;
-  const double index = density * 0.5 * (1.0 + std::ceil(double(nb) / l));
-  return index < direct;
+// Cost model, fitted to single-thread timings of both kernel kinds on a 4096x4096 weight (ms on
+// the development machine; only the ratio matters, docs/kernels.md). The direct kernels do
+// dense work per column, linear in the batch (the 2:4 kernel reuses each x load over 4 rows,
+// the bitmask kernel does not); the index kernel pays a fixed decode cost plus a cost per kept
+// weight that grows slowly with the vectors of batch lanes it updates.
+double direct_cost(Isa isa, bool nm24, int64_t nb) {
+  const double b = double(nb);
+  if (isa == Isa::avx512) return nm24 ? 2.5 + 0.4 * b : 0.6 + 1.5 * b;
+  return nm24 ? 1.0 + 1.8 * b : 0.6 + 1.75 * b;
+}
+double index_cost(Isa isa, double density, int64_t nb) {
+  const double vectors = std::ceil(double(nb) / lanes(isa));
+  return isa == Isa::avx512 ? 0.8 + 29.0 * density * (1.0 + 0.3 * (vectors - 1.0))
+                            : 1.0 + 24.0 * density * (1.0 + 0.3 * (vectors - 1.0));
 }
 
 // 64-byte aligned float buffer (x^T rows are whole vectors).
@@ -531,9 +627,16 @@ struct BitmaskSource {
   const BitmaskMatrix& w;
   const int64_t* offsets() const { return w.row_offsets().data(); }
   const float* values(int64_t r) const { return w.values().data() + w.row_offsets()[size_t(r)]; }
-  const float* values_end() const { return w.values().data() + w.values().size(); }
   const uint8_t* meta(int64_t r) const { return w.bitmask().data() + r * w.mask_stride(); }
-  RowFn direct(Isa isa, int nb) const { return isa == Isa::scalar ? nullptr : bm_row_fn(isa, nb); }
+  static constexpr int kGroup = 1;  // rows per direct call
+  // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact).
+  DirectFn direct(Isa isa, int r, int nb, const float* last_row) const {
+    (void)r;  // always 1 (kGroup)
+    if (isa == Isa::avx512) return direct_fn<BitmaskAvx512, 1>(nb);
+    if (isa != Isa::avx2) return nullptr;
+    const bool exact = w.values().data() + w.values().size() - last_row < w.cols() + 8;
+    return exact ? direct_fn<BitmaskAvx2, 1, true>(nb) : direct_fn<BitmaskAvx2, 1>(nb);
+  }
   int64_t decode(Isa isa, int64_t r, int32_t* idx) const {
     if (isa == Isa::avx512) return decode_bitmask_avx512(meta(r), w.cols(), idx);
     if (isa == Isa::avx2) return decode_bitmask_avx2(meta(r), w.cols(), idx);
@@ -545,16 +648,19 @@ struct NMSource {
   const NMMatrix& w;
   const int64_t* offsets() const { return nullptr; }
   const float* values(int64_t r) const { return w.values().data() + r * w.values_per_row(); }
-  const float* values_end() const { return w.values().data() + w.values().size(); }
   const uint8_t* meta(int64_t r) const { return w.positions().data() + r * w.pos_stride(); }
-  RowFn direct(Isa isa, int nb) const {
-    return isa != Isa::scalar && w.n() == 2 && w.m() == 4 ? nm24_row_fn(isa, nb) : nullptr;
+  static constexpr int kGroup = kRows;
+  DirectFn direct(Isa isa, int r, int nb, const float*) const {
+    if (w.n() != 2 || w.m() != 4 || isa == Isa::scalar) return nullptr;
+    return isa == Isa::avx512 ? direct_fn<Nm24Avx512>(r, nb) : direct_fn<Nm24Avx2>(r, nb);
   }
-  int64_t decode(Isa, int64_t r, int32_t* idx) const {
+  int64_t decode(Isa isa, int64_t r, int32_t* idx) const {
     const uint8_t* prow = meta(r);
     if (w.m() == 4 && w.n() == 2) {  // a byte holds 2 groups: a table gives their 4 columns
-      for (int64_t i = 0; i < w.pos_stride(); ++i)
-        for (int q = 0; q < 4; ++q) idx[4 * i + q] = int32_t(8 * i + kLut.nm24[prow[i]][q]);
+      if (isa != Isa::scalar) decode_nm24_avx2(prow, w.pos_stride(), idx);
+      else
+        for (int64_t i = 0; i < w.pos_stride(); ++i)
+          for (int q = 0; q < 4; ++q) idx[4 * i + q] = int32_t(8 * i + kLut.nm24[prow[i]][q]);
       return w.values_per_row();
     }
     const int bits = w.pos_bits(), k = w.kept_per_group(), m = w.m();
@@ -591,16 +697,22 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     const int64_t nb = std::min(kBatchBlock[int(isa)], batch - b0);
     const float* xb = x + b0 * cols;
     float* yb = y + b0 * rows;
-    if (src.direct(isa, 1) && !prefer_index(isa, density, nb)) {
+    if (src.direct(isa, 1, 1, nullptr) &&
+        direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
       const int max_nb = kMaxNB[int(isa)];
       Pool::get().run(t, [&](int i) {
-        float out[8];
-        for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; ++r)
+        float out[kRows * 4];
+        for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; r += Source::kGroup) {
+          const int nr = int(std::min<int64_t>(Source::kGroup, bounds[size_t(i) + 1] - r));
+          DirectRows group{};
+          for (int j = 0; j < nr; ++j) group.meta[j] = src.meta(r + j), group.vals[j] = src.values(r + j);
           for (int64_t bb = 0; bb < nb; bb += max_nb) {
             const int k = int(std::min<int64_t>(max_nb, nb - bb));
-            src.direct(isa, k)(src.meta(r), src.values(r), src.values_end(), cols, xb + bb * cols, cols, out);
-            for (int b = 0; b < k; ++b) yb[(bb + b) * rows + r] = out[b];
+            src.direct(isa, nr, k, group.vals[nr - 1])(group, cols, xb + bb * cols, cols, out);
+            for (int j = 0; j < nr; ++j)
+              for (int b = 0; b < k; ++b) yb[(bb + b) * rows + r + j] = out[j * k + b];
           }
+        }
       });
       continue;
     }

@@ -1,0 +1,185 @@
+// Tests for src/ressa/sparse/kernels: every dispatch path (scalar, AVX2, AVX-512 where the CPU
+// has them) against the float64 dense reference on ragged shapes, batches 1..70, 1-3 threads.
+#include "ressa/sparse/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+using namespace ressa::sparse;
+
+namespace {
+
+std::vector<float> random_sparse(int64_t rows, int64_t cols, double density, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  std::bernoulli_distribution keep(density);
+  std::vector<float> w(size_t(rows * cols));
+  for (auto& v : w) v = keep(rng) ? val(rng) : 0.0f;
+  if (rows >= 3)  // an all-zero row and a fully dense row
+    for (int64_t c = 0; c < cols; ++c) w[size_t(c)] = 0.0f, w[size_t(2 * cols + c)] = val(rng) + 2.0f;
+  return w;
+}
+
+// Exactly n zeros in each group of m (by magnitude), some groups with extra zeros.
+std::vector<float> random_nm(int64_t rows, int64_t cols, int n, int m, uint32_t seed) {
+  auto w = random_sparse(rows, cols, 0.95, seed);
+  for (int64_t g = 0; g < rows * cols / m; ++g) {
+    float* grp = w.data() + g * m;
+    for (int z = 0; z < n; ++z) {
+      int best = -1;
+      for (int i = 0; i < m; ++i)
+        if (grp[i] != 0.0f && (best < 0 || std::fabs(grp[i]) < std::fabs(grp[best]))) best = i;
+      if (best >= 0) grp[best] = 0.0f;
+    }
+  }
+  return w;
+}
+
+std::vector<float> random_x(int64_t batch, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  std::vector<float> x(size_t(batch * cols));
+  for (auto& v : x) v = val(rng);
+  return x;
+}
+
+// y (batch, rows) matches the float64 reference within float rounding of the dot product.
+void expect_close(const std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<float>& x,
+                  int64_t batch, const std::vector<float>& y, const std::string& what) {
+  std::vector<float> ref(size_t(batch * rows));
+  dense_matmul_ref(w.data(), rows, cols, x.data(), batch, ref.data());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t r = 0; r < rows; ++r) {
+      double scale = 0.0;
+      for (int64_t c = 0; c < cols; ++c) scale += std::fabs(double(w[size_t(r * cols + c)]) * x[size_t(b * cols + c)]);
+      const size_t i = size_t(b * rows + r);
+      ASSERT_NEAR(y[i], ref[i], 1e-5 * scale + 1e-30) << what << " b=" << b << " r=" << r;
+    }
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out{Isa::scalar};
+  if (detected_isa() >= Isa::avx2) out.push_back(Isa::avx2);
+  if (detected_isa() >= Isa::avx512) out.push_back(Isa::avx512);
+  return out;
+}
+
+class SparseKernels : public ::testing::Test {
+ protected:
+  void TearDown() override { set_force_scalar(false); }
+};
+
+const int64_t kBatches[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 70};
+
+}  // namespace
+
+TEST_F(SparseKernels, BitmaskMatchesReference) {
+  const std::pair<int64_t, int64_t> shapes[] = {{7, 13}, {33, 96}, {5, 8}, {3, 1}, {17, 130}, {40, 300}};
+  uint32_t seed = 1;
+  for (Isa isa : isas()) {
+    set_max_isa(isa);
+    ASSERT_EQ(active_isa(), isa);
+    for (auto [rows, cols] : shapes)
+      for (double density : {0.0, 0.05, 0.3, 0.7, 1.0}) {
+        const auto w = random_sparse(rows, cols, density, seed++);
+        const auto bm = BitmaskMatrix::from_dense(w.data(), rows, cols);
+        for (int64_t batch : kBatches)
+          for (int threads : {1, 2, 3}) {
+            const auto x = random_x(batch, cols, seed++);
+            std::vector<float> y(size_t(batch * rows), NAN);
+            bitmask_matmul(bm, x.data(), batch, y.data(), threads);
+            expect_close(w, rows, cols, x, batch, y,
+                         std::string(to_string(isa)) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                             " density " + std::to_string(density) + " batch " + std::to_string(batch) +
+                             " threads " + std::to_string(threads));
+            if (HasFatalFailure()) return;
+          }
+      }
+  }
+}
+
+TEST_F(SparseKernels, NMMatchesReference) {
+  const std::pair<int, int> patterns[] = {{2, 4}, {1, 4}, {3, 4}, {4, 8}, {1, 2}};
+  uint32_t seed = 100;
+  for (Isa isa : isas()) {
+    set_max_isa(isa);
+    for (auto [n, m] : patterns)
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{7, 8}, {33, 96}, {5, 72}, {9, 136}, {3, 264}}) {
+        const auto w = random_nm(rows, cols, n, m, seed++);
+        const auto nm = NMMatrix::from_dense(w.data(), rows, cols, n, m);
+        for (int64_t batch : kBatches)
+          for (int threads : {1, 2, 3}) {
+            const auto x = random_x(batch, cols, seed++);
+            std::vector<float> y(size_t(batch * rows), NAN);
+            nm_matmul(nm, x.data(), batch, y.data(), threads);
+            expect_close(w, rows, cols, x, batch, y,
+                         std::string(to_string(isa)) + " " + std::to_string(n) + ":" + std::to_string(m) + " " +
+                             std::to_string(rows) + "x" + std::to_string(cols) + " batch " +
+                             std::to_string(batch) + " threads " + std::to_string(threads));
+            if (HasFatalFailure()) return;
+          }
+      }
+  }
+}
+
+// Each row's result depends only on its own data, so any thread count gives the same bits; two
+// callers at once, changing thread counts between calls, exercise the pool's hand-over.
+TEST_F(SparseKernels, ThreadCountsAndConcurrentCallersGiveIdenticalResults) {
+  const auto wb = random_sparse(37, 200, 0.3, 5);
+  const auto wn = random_nm(29, 136, 2, 4, 6);
+  const auto bm = BitmaskMatrix::from_dense(wb.data(), 37, 200);
+  const auto nm = NMMatrix::from_dense(wn.data(), 29, 136, 2, 4);
+  const auto xb = random_x(5, 200, 7), xn = random_x(5, 136, 8);
+  // Reference per batch size (the kernel, and so the summation order, depends on the batch).
+  std::vector<std::vector<float>> want_b(6), want_n(6);
+  for (int64_t batch = 1; batch <= 5; ++batch) {
+    want_b[size_t(batch)].resize(size_t(batch * 37));
+    want_n[size_t(batch)].resize(size_t(batch * 29));
+    bitmask_matmul(bm, xb.data(), batch, want_b[size_t(batch)].data(), 1);
+    nm_matmul(nm, xn.data(), batch, want_n[size_t(batch)].data(), 1);
+  }
+  std::atomic<int> mismatches{0};
+  const auto worker = [&](int seed) {
+    std::vector<float> yb(5 * 37), yn(5 * 29);
+    for (int i = 0; i < 200; ++i) {
+      const int t = 1 + (i + seed) % 4;
+      const int64_t batch = 1 + (i % 5);
+      bitmask_matmul(bm, xb.data(), batch, yb.data(), t);
+      nm_matmul(nm, xn.data(), batch, yn.data(), t);
+      mismatches += std::memcmp(yb.data(), want_b[size_t(batch)].data(), size_t(batch * 37) * 4) != 0;
+      mismatches += std::memcmp(yn.data(), want_n[size_t(batch)].data(), size_t(batch * 29) * 4) != 0;
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_F(SparseKernels, ScalarSwitchAndBatchZero) {
+  set_force_scalar(true);
+  EXPECT_EQ(active_isa(), Isa::scalar);
+  set_force_scalar(false);
+  EXPECT_EQ(active_isa(), detected_isa());
+  const auto w = random_sparse(4, 8, 0.5, 3);
+  const auto bm = BitmaskMatrix::from_dense(w.data(), 4, 8);
+  EXPECT_NO_THROW(bitmask_matmul(bm, nullptr, 0, nullptr, 1));
+}
+
+TEST_F(SparseKernels, RejectsBadCalls) {
+  const auto w = random_nm(4, 8, 2, 4, 3);
+  const auto bm = BitmaskMatrix::from_dense(w.data(), 4, 8);
+  const auto nm = NMMatrix::from_dense(w.data(), 4, 8, 2, 4);
+  std::vector<float> x(8), y(4);
+  EXPECT_THROW(bitmask_matmul(bm, x.data(), 1, y.data(), 0), std::invalid_argument);
+  EXPECT_THROW(bitmask_matmul(bm, x.data(), -1, y.data(), 1), std::invalid_argument);
+  EXPECT_THROW(bitmask_matmul(bm, nullptr, 1, y.data(), 1), std::invalid_argument);
+  EXPECT_THROW(nm_matmul(nm, x.data(), 1, nullptr, 1), std::invalid_argument);
+  EXPECT_THROW(bitmask_matmul(BitmaskMatrix(), x.data(), 1, y.data(), 1), std::invalid_argument);
+  EXPECT_THROW(nm_matmul(NMMatrix(), x.data(), 1, y.data(), 1), std::invalid_argument);
+}
