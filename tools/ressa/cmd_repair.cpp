@@ -48,13 +48,17 @@ void register_repair(CLI::App& app) {
     auto rt = setup(f->c);
     auto res = repair::repair_model(o, rt, progress_printer());
     char line[320];
-    std::snprintf(line, sizeof line,
-                  "repaired %s (%s, kd %.3g, T %.3g, targets %s): %lld steps in %.1f s, final loss %.4f, "
-                  "val accuracy dense %.4f pruned %.4f repaired %.4f",
+    std::snprintf(line, sizeof line, "repaired %s (%s, kd %.3g, T %.3g, targets %s): %lld steps in %.1f s, final loss %.4f",
                   o.out_dir.c_str(), f->adapter.c_str(), o.kd_weight, o.temperature,
                   repair::to_string(o.adapter.targets).c_str(), static_cast<long long>(res.loop.steps),
-                  res.loop.seconds, res.loop.final_loss, res.val_dense, res.val_before, res.val_after);
-    info(line);
+                  res.loop.seconds, res.loop.final_loss);
+    std::string msg = line;
+    if (o.val_limit > 0) {
+      std::snprintf(line, sizeof line, "; val accuracy dense %.4f, pruned %.4f, repaired %.4f (n=%lld)", res.val_dense,
+                    res.val_before, res.val_after, static_cast<long long>(res.val_n));
+      msg += line;
+    }
+    info(msg);
     if (o.adapter.kind == model::AdapterKind::Lora)
       info("lora merge filled " + std::to_string(res.merge.filled_pruned_positions) + " of " +
            std::to_string(res.merge.pruned_positions) + " pruned positions");
