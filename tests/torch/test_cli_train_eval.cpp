@@ -12,13 +12,13 @@
 namespace fs = std::filesystem;
 
 namespace {
-struct Run {
+struct CliRun {
   int code;
   std::string err;
 };
 
 // Runs `ressa <args>` with stderr captured; stdout discarded.
-Run ressa(const std::string& args) {
+CliRun ressa(const std::string& args) {
   const std::string err_file = fs::temp_directory_path() / ("ressa_err_" + std::to_string(::getpid()));
   const std::string cmd = std::string(RESSA_BINARY) + " " + args + " > /dev/null 2> " + err_file;
   const int status = std::system(cmd.c_str());
@@ -92,7 +92,7 @@ TEST_F(CliTrainEval, ResumeAfterInterruptionGivesTheSameModel) {
 }
 
 TEST_F(CliTrainEval, BadInputGivesOneErrorLineAndExitCode) {
-  auto has_error_line = [](const Run& r) { return r.err.rfind("error: ", 0) == 0 || r.err.find("\nerror: ") != std::string::npos; };
+  auto has_error_line = [](const CliRun& r) { return r.err.rfind("error: ", 0) == 0 || r.err.find("\nerror: ") != std::string::npos; };
   // Bad flags: exit 2.
   auto r = ressa("train --data " + data() + " --out /tmp/x --preset nosuch");
   EXPECT_EQ(r.code, 2);
