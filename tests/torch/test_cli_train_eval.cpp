@@ -105,7 +105,9 @@ TEST_F(CliTrainEval, BadInputGivesOneErrorLineAndExitCode) {
   fs::copy(data() + "/images", bad + "/images", fs::copy_options::recursive);
   for (const char* s : {"train", "val"}) fs::copy_file(data() + "/" + s + ".jsonl", bad + "/" + s + ".jsonl");
   std::ofstream(bad + "/test.jsonl") << "{\"id\": \"a\", \"image\": \"images/test_000000.png\", \"question\": \"what ?\"}\n";
-  const std::string m = (root_ / "m").string();
+  // CTest runs each test in its own process: train a 1-step model here.
+  const std::string m = (root_ / "m_bad").string();
+  ASSERT_EQ(ressa("train --data " + data() + " --out " + m + " --preset tiny --steps 1 --batch 4 --warmup 1 --threads 1").code, 0);
   r = ressa("eval --model " + m + " --data " + bad + " --threads 1");
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(has_error_line(r)) << r.err;
