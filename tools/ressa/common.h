@@ -39,5 +39,6 @@ void register_prune(CLI::App& app);
 void register_repair(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_export(CLI::App& app);
+void register_reproduce(CLI::App& app);
 
 }  // namespace ressa::cli

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   ressa::cli::register_repair(app);
   // ressa::cli::register_bench(app);
   // ressa::cli::register_export(app);
+  ressa::cli::register_reproduce(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,78 @@
+// Job graph and cache keys (see jobs.h).
+#include "ressa/study/jobs.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "ressa/core/error.h"
+
+namespace ressa::study {
+
+std::string hash_strings(const std::vector<std::string>& parts) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (const auto& p : parts) {
+    for (unsigned char c : p) mix(c);
+    mix(0x1f);
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string JobGraph::add(const std::string& kind, std::vector<std::string> args, const std::vector<std::string>& deps,
+                          const std::string& out_flag, const std::string& out_suffix, double cost_s, nlohmann::json config,
+                          bool resumable) {
+  std::vector<std::string> key{kind};
+  key.insert(key.end(), args.begin(), args.end());
+  key.insert(key.end(), deps.begin(), deps.end());
+  const std::string id = kind + "-" + hash_strings(key);
+  if (jobs_.count(id)) return id;
+  for (const auto& d : deps) RESSA_CHECK(jobs_.count(d), "[JobGraph] job ", id, " depends on unknown job ", d);
+  Job j;
+  j.id = id;
+  j.kind = kind;
+  j.out = (std::filesystem::path(cache_) / (id + out_suffix)).string();
+  for (auto& a : args) {  // "{out}" in an argument stands for the output path (e.g. --json {out}.json)
+    const auto pos = a.find("{out}");
+    if (pos != std::string::npos) a.replace(pos, 5, j.out);
+  }
+  args.push_back(out_flag);
+  args.push_back(j.out);
+  j.args = std::move(args);
+  j.deps = deps;
+  if (resumable) j.resume_dir = j.out + ".ckpt";
+  j.cost_s = cost_s;
+  config["id"] = id;
+  j.config = std::move(config);
+  jobs_.emplace(id, std::move(j));
+  order_.push_back(id);
+  return id;
+}
+
+std::string JobGraph::add_existing(const std::string& kind, const std::string& path, nlohmann::json config) {
+  const std::string id = kind + "-" + hash_strings({kind, "existing", path});
+  if (jobs_.count(id)) return id;
+  Job j;
+  j.id = id;
+  j.kind = kind;
+  j.out = path;
+  j.cost_s = 0;
+  config["id"] = id;
+  config["path"] = path;
+  j.config = std::move(config);
+  jobs_.emplace(id, std::move(j));
+  order_.push_back(id);
+  return id;
+}
+
+const Job& JobGraph::at(const std::string& id) const {
+  auto it = jobs_.find(id);
+  RESSA_CHECK(it != jobs_.end(), "[JobGraph] unknown job ", id);
+  return it->second;
+}
+
+}  // namespace ressa::study
