@@ -153,6 +153,33 @@ TEST(PruneMethods, SparseGPTMatchesFloat64Reference) {
   EXPECT_TRUE(torch::allclose(r32.weight.to(torch::kDouble), read_tensor(f, "nm24.weight"), 1e-4, 1e-5));
 }
 
+// Every method prunes exactly floor(s * numel) weights of a matrix whose rows do not divide
+// evenly (70% of 32 columns is 22.4 per row), whatever the block structure (SparseGPT: one block
+// of 32, or 3 blocks of 16 with the remainder rotating over rows).
+TEST(PruneMethods, UnstructuredRatioIsExactForEveryMethod) {
+  torch::manual_seed(11);
+  auto x = torch::randn({64, 48});
+  auto w = torch::randn({10, 48});
+  auto s = stats_of(x);
+  for (auto m : {Method::Magnitude, Method::Wanda, Method::SparseGPT, Method::DSnoT}) {
+    for (auto g : {Granularity::Row, Granularity::Matrix}) {
+      for (int64_t bs : {128, 16}) {
+        MethodOptions o;
+        o.granularity = g;
+        o.sparsegpt_blocksize = bs;
+        auto r = prune_matrix(w, s, m, SparsityPattern::unstructured(0.7), o);
+        const int64_t zeros = (r.mask == 0).sum().item<int64_t>();
+        EXPECT_EQ(zeros, 336) << to_string(m) << " " << to_string(g) << " block " << bs;  // floor(0.7 * 480)
+        if (g == Granularity::Row) {
+          auto per_row = (r.mask == 0).sum(1);
+          EXPECT_LE((per_row.max() - per_row.min()).item<int64_t>(), m == Method::SparseGPT && bs == 16 ? 3 : 1)
+              << to_string(m) << " block " << bs;
+        }
+      }
+    }
+  }
+}
+
 TEST(PruneMethods, SparseGPTDeadColumnsAndDamping) {
   torch::manual_seed(6);
   auto x = torch::randn({8, 32});  // rank 8 < 32: H singular, damping makes it definite

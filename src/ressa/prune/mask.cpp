@@ -45,13 +45,23 @@ torch::Tensor unstructured_mask(const torch::Tensor& score, double ratio, Granul
   RESSA_CHECK_ARG(ratio >= 0 && ratio < 1, "[unstructured_mask] ratio must be in [0, 1), got ", ratio);
   if (g == Granularity::Matrix) return prune_lowest(score, prune_count(ratio, score.numel()), g);
   // Per row: the matrix prunes exactly floor(ratio * numel) weights, spread so that every row
-  // prunes k or k+1 of its lowest scores (the first `rem` rows take the extra one). A plain
-  // floor per row would fall short (0.7 * 128 -> 89 of 128 = 69.5%).
-  const int64_t rows = score.size(0), total = prune_count(ratio, score.numel());
+  // prunes k or k+1 of its lowest scores. A plain floor per row would fall short
+  // (0.7 * 128 -> 89 of 128 = 69.5%).
+  return row_spread_mask(score, prune_count(ratio, score.numel()));
+}
+
+torch::Tensor row_spread_mask(const torch::Tensor& score, int64_t total, int64_t first_row) {
+  check_score(score, "row_spread_mask");
+  const int64_t rows = score.size(0);
+  RESSA_CHECK_ARG(total >= 0 && total <= score.numel(), "[row_spread_mask] total must be in [0, ", score.numel(),
+                  "], got ", total);
   const int64_t k = total / rows, rem = total % rows;
   auto order = std::get<1>(torch::sort(score, /*stable=*/true, /*dim=*/1, /*descending=*/false));
   auto quota = torch::full({rows, 1}, k, torch::kInt64);
-  if (rem > 0) quota.narrow(0, 0, rem).add_(1);
+  if (rem > 0) {
+    auto extra = (torch::arange(rows, torch::kInt64) - first_row).remainder(rows).lt(rem).to(torch::kInt64);
+    quota.add_(extra.unsqueeze(1));
+  }
   auto ranks = torch::arange(score.size(1), torch::kInt64).unsqueeze(0).expand_as(order);
   auto keep_sorted = ranks.ge(quota).to(torch::kUInt8);
   auto mask = torch::empty_like(keep_sorted);

@@ -19,8 +19,13 @@ int64_t prune_count(double ratio, int64_t count);
 torch::Tensor prune_lowest(const torch::Tensor& score, int64_t k, Granularity g);
 
 // score [d_out, d_in] floating, no NaN -> mask [d_out, d_in] uint8 with exactly
-// prune_count(ratio, d_in) zeros per row (Row) or prune_count(ratio, numel) zeros overall (Matrix).
+// prune_count(ratio, numel) zeros: chosen within each row (Row; every row prunes the same number
+// or one more, see row_spread_mask) or over the whole matrix (Matrix).
 torch::Tensor unstructured_mask(const torch::Tensor& score, double ratio, Granularity g);
+// Prunes exactly `total` of score's lowest entries, spread over the rows: every row prunes
+// total/rows or one more of its own lowest scores; the rows taking the extra one are the `rem`
+// rows starting at `first_row` (cyclically), so callers can rotate them between column blocks.
+torch::Tensor row_spread_mask(const torch::Tensor& score, int64_t total, int64_t first_row = 0);
 
 // score [d_out, d_in], d_in % m == 0 -> mask with exactly n zeros in every group of m
 // consecutive columns of each row (the n lowest scores of the group).

@@ -6,8 +6,9 @@
 // Differences from sparsegpt.py, both deliberate:
 //  - unstructured: sparsegpt.py prunes `tmp <= sorted(tmp)[int(numel*s)]` per block, i.e. one
 //    weight more than the quota (and more on ties). Here each block prunes exactly its quota,
-//    floor(s·d_out·i2) - floor(s·d_out·i1) over the block (Granularity::Matrix, sparsegpt.py's
-//    choice) or floor(s·i2) - floor(s·i1) per row (Granularity::Row), so the totals are exact.
+//    floor(s·d_out·i2) - floor(s·d_out·i1) over the block, chosen over the whole block
+//    (Granularity::Matrix, sparsegpt.py's choice) or spread evenly over the rows
+//    (Granularity::Row), so every matrix prunes exactly floor(s·numel).
 //  - a failed Cholesky is retried with 10x the damping (sparsegpt.py raises).
 #include "ressa/core/error.h"
 #include "ressa/prune/mask.h"
@@ -74,10 +75,11 @@ PruneResult prune_sparsegpt(const torch::Tensor& weight, const LayerStats& stats
     torch::Tensor mask1;                                     // [d_out, count] bool, true = prune
     if (!p.is_nm()) {
       auto tmp = W1.square() / d1.square().unsqueeze(0);
-      const bool row = o.granularity == Granularity::Row;
-      const int64_t k = row ? prune_count(p.ratio, i2) - prune_count(p.ratio, i1)
-                            : prune_count(p.ratio, d_out * i2) - prune_count(p.ratio, d_out * i1);
-      mask1 = prune_lowest(tmp, k, o.granularity) == 0;
+      // This block's share of the matrix total, so the matrix prunes exactly floor(s·numel).
+      const int64_t k = prune_count(p.ratio, d_out * i2) - prune_count(p.ratio, d_out * i1);
+      // Row: spread over the rows (k/d_out each, the remainder on rows rotating block to block).
+      mask1 = (o.granularity == Granularity::Row ? row_spread_mask(tmp, k, (i1 / bs) * (k % d_out))
+                                                 : prune_lowest(tmp, k, Granularity::Matrix)) == 0;
     } else {
       mask1 = torch::zeros_like(W1, W1.options().dtype(torch::kBool));
     }
