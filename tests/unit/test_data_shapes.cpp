@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -197,6 +199,7 @@ TEST(DataShapes, BalancedAndNotAnswerableFromQuestionText) {
   TempDir d;
   ShapesOptions opt;
   opt.train = 3500, opt.val = 0, opt.test = 3500, opt.seed = 1;
+  opt.train_captions = false;  // the describe examples are checked in TrainCaptions
   generate_shapes(d.str(), opt);
   auto train = read_split(d.str(), "train"), test = read_split(d.str(), "test");
   ASSERT_EQ(train.size(), 3500u);
@@ -248,4 +251,43 @@ TEST(DataShapes, BalancedAndNotAnswerableFromQuestionText) {
     ASSERT_EQ(img.height, 64);
     ASSERT_EQ(img.rgb.size(), 64u * 64u * 3u);
   }
+}
+
+TEST(DataShapes, TrainCaptions) {
+  TempDir d;
+  ShapesOptions opt;
+  opt.train = 40, opt.val = 10, opt.test = 10, opt.seed = 3;
+  generate_shapes(d.str(), opt);
+  auto train = read_split(d.str(), "train");
+  ASSERT_EQ(train.size(), 80u);  // 40 VQA examples, then one describe example per training image
+  for (int i = 0; i < 40; ++i) {
+    const auto& q = train[i];
+    const auto& c = train[40 + i];
+    EXPECT_NE(q.family, kShapesDescribeFamily);
+    EXPECT_EQ(c.family, kShapesDescribeFamily);
+    EXPECT_EQ(c.id, q.id + "_describe");
+    EXPECT_EQ(c.image, q.image);
+    EXPECT_EQ(c.question, kShapesDescribeQuestion);
+    // 2..4 objects of "<size> <colour> <shape>" joined by "and": 3k + (k - 1) words.
+    std::istringstream words(c.answer);
+    std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+    ASSERT_TRUE(w.size() == 11 || w.size() == 15 || w.size() == 7) << c.answer;
+    for (size_t j = 0; j < w.size(); ++j) {
+      if (j % 4 == 3) EXPECT_EQ(w[j], "and") << c.answer;
+      if (j % 4 == 0) EXPECT_TRUE(w[j] == "small" || w[j] == "large") << c.answer;
+    }
+  }
+  for (const char* split : {"val", "test"})
+    for (const auto& e : read_split(d.str(), split)) EXPECT_NE(e.family, kShapesDescribeFamily) << split;
+  // Left to right: a scene with known objects.
+  ShapesScene sc;
+  sc.objects = {{1, 2, true, 40, 10, 9}, {0, 0, false, 10, 30, 5}, {2, 1, false, 40, 5, 5}};
+  EXPECT_EQ(describe_shapes_scene(sc), "small red circle and small green triangle and large blue square");
+  // Every word of a description is in the task vocabulary.
+  const auto vocab = shapes_words();
+  for (const auto& e : train)
+    if (e.family == kShapesDescribeFamily) {
+      std::istringstream ws(e.answer + " " + e.question);
+      for (std::string w; ws >> w;) EXPECT_TRUE(std::binary_search(vocab.begin(), vocab.end(), w)) << w;
+    }
 }

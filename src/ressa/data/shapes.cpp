@@ -170,7 +170,7 @@ const std::vector<std::string>& shapes_answers(const std::string& family) {
 }
 
 std::vector<std::string> shapes_words() {
-  std::vector<std::string> w = {"?",  "a",  "are",   "color", "how",   "is",   "many", "object",
+  std::vector<std::string> w = {"?",  "a",  "and", "are",   "color", "how",   "is",   "many", "object",
                                 "of", "or", "shape", "the",   "there", "what", "where"};
   for (int i = 0; i < kShapesNumShapes; ++i)
     w.push_back(kShapesShapeNames[i]), w.push_back(kPlural[i]);
@@ -179,6 +179,19 @@ std::vector<std::string> shapes_words() {
   std::sort(w.begin(), w.end());
   w.erase(std::unique(w.begin(), w.end()), w.end());
   return w;
+}
+
+std::string describe_shapes_scene(const ShapesScene& scene) {
+  std::vector<ShapesObject> objs = scene.objects;
+  std::stable_sort(objs.begin(), objs.end(), [](const ShapesObject& a, const ShapesObject& b) {
+    return a.cx != b.cx ? a.cx < b.cx : a.cy < b.cy;
+  });
+  std::string out;
+  for (const auto& o : objs) {
+    if (!out.empty()) out += " and ";
+    out += std::string(o.large ? "large " : "small ") + kShapesColorNames[o.color] + " " + kShapesShapeNames[o.shape];
+  }
+  return out;
 }
 
 ShapesScene make_shapes_scene(uint64_t seed, int family, int answer, int image_size) {
@@ -378,6 +391,8 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
 
     // Each example depends only on (split_seed, index), so threads never change the output.
     std::vector<VqaExample> examples(n);
+    const bool captions = opt.train_captions && si == 0;
+    std::vector<std::string> described(captions ? n : 0);
     std::atomic<int> next{0};
     std::exception_ptr error;
     std::mutex error_mu;
@@ -395,6 +410,7 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
               (fs::path(out_dir) / ex.image).string(),
               encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
               tmp_suffix);
+          if (captions) described[i] = describe_shapes_scene(sc);
           ex.question = std::move(sc.question);
           ex.answer = std::move(sc.answer);
           ex.family = std::move(sc.family);
@@ -412,6 +428,15 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
     worker();
     for (auto& th : pool) th.join();
     if (error) std::rethrow_exception(error);
+    for (int i = 0; i < static_cast<int>(described.size()); ++i) {  // appended after the VQA examples
+      VqaExample c;
+      c.id = examples[i].id + "_describe";
+      c.image = examples[i].image;
+      c.question = kShapesDescribeQuestion;
+      c.answer = std::move(described[i]);
+      c.family = kShapesDescribeFamily;
+      examples.push_back(std::move(c));
+    }
     write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
   }
 }

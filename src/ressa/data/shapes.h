@@ -15,6 +15,10 @@ struct ShapesOptions {
   int train = 20000, val = 500, test = 1000;  // examples per split (>= 0)
   int image_size = 64;                        // square side in pixels, 32..1024
   int threads = 0;                            // worker threads; 0 = all cores (output identical)
+  // Also write, for every training image, a "describe" example ("what is there ?" -> the objects
+  // left to right, e.g. "small red circle and large blue square"): dense image-grounded
+  // supervision, like the caption data of LLaVA's alignment stage. Val and test never have them.
+  bool train_captions = true;
 };
 
 // Writes out_dir/{train,val,test}.jsonl and out_dir/images/<split>_<index:06d>.png, creating
@@ -51,6 +55,12 @@ struct ShapesScene {
   std::vector<ShapesObject> objects;  // 2..4 objects
   std::string family, question, answer;
 };
+
+// The "describe" answer of a scene: "<size> <colour> <shape>" per object, left to right (ties:
+// top to bottom), joined by "and".
+std::string describe_shapes_scene(const ShapesScene& scene);
+inline constexpr const char* kShapesDescribeQuestion = "what is there ?";
+inline constexpr const char* kShapesDescribeFamily = "describe";
 
 // Builds a scene whose correct answer is shapes_answers(family)[answer], drawing every other
 // choice (referenced attributes, distractors, positions) from `seed`.
