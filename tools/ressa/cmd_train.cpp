@@ -22,11 +22,11 @@ void register_train(CLI::App& app) {
   cmd->add_option("--preset", f->o.preset, "model preset")->check(CLI::IsMember(io::preset_names()));
   cmd->add_option("--config", f->o.config_path, "config.json to use instead of a preset")->check(CLI::ExistingFile);
   cmd->add_option("--seed", f->o.seed, "seed for initialisation and data order");
-  cmd->add_option("--steps", f->o.loop.steps, "optimizer steps (default: the preset's)");
+  cmd->add_option("--steps", f->o.loop.steps, "optimizer steps (default: the preset's recipe)");
   cmd->add_option("--epochs", f->o.epochs, "passes over the training split (overrides --steps)");
-  cmd->add_option("--batch", f->o.loop.batch, "examples per step")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", f->o.loop.lr, "peak learning rate");
-  cmd->add_option("--warmup", f->o.loop.warmup, "warm-up steps");
+  cmd->add_option("--batch", f->o.loop.batch, "examples per step (default: the preset's recipe)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", f->o.loop.lr, "peak learning rate (default: the preset's recipe)");
+  cmd->add_option("--warmup", f->o.loop.warmup, "warm-up steps (default: the preset's recipe)");
   cmd->add_option("--weight-decay", f->o.loop.weight_decay, "AdamW weight decay");
   cmd->add_option("--grad-clip", f->o.loop.grad_clip, "gradient clipping norm (0 = off)");
   cmd->add_option("--eval-every", f->o.loop.eval_every, "validate every N steps (0 = end only)");
@@ -36,10 +36,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--stop-after", f->o.loop.stop_after, "testing aid: checkpoint and stop after step N as if killed")
       ->group("");
   add_compute_flags(cmd, f->c, true);
-  cmd->callback([f] {
+  cmd->callback([f, cmd] {
     auto rt = setup(f->c);
     auto o = f->o;
-    if (o.loop.steps == 0 && o.epochs == 0) o.epochs = o.preset == "tiny" ? 2.0 : 6.0;
+    // Flags the user did not give come from the preset's recipe (train/dense.h).
+    const train::TrainRecipe r = train::preset_recipe(o.config_path.empty() ? o.preset : "small");
+    if (!cmd->count("--steps") && !cmd->count("--epochs")) {
+      o.loop.steps = r.steps;
+      o.epochs = r.epochs;
+    }
+    if (!cmd->count("--batch")) o.loop.batch = r.batch;
+    if (!cmd->count("--lr")) o.loop.lr = r.lr;
+    if (!cmd->count("--warmup")) o.loop.warmup = r.warmup;
     auto res = train::train_dense(o, rt, progress_printer());
     if (res.loop.interrupted) {
       info("stopped after step " + std::to_string(res.loop.steps) + "; continue with --resume");

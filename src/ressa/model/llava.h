@@ -14,6 +14,11 @@
 
 namespace ressa::model {
 
+// 2-D sine-cosine position table [grid*grid + 1, dim] for a ViT's learned position embedding
+// (row 0, the class token, is zero; patch p = (row, col) gets sin/cos of row in the first half
+// of the dimensions and of col in the second).
+torch::Tensor sincos_2d_positions(int64_t grid, int64_t dim);
+
 // ---- vision tower (CLIP) --------------------------------------------------------------
 class ClipAttentionImpl : public torch::nn::Module {
  public:

@@ -19,6 +19,17 @@ struct DenseTrainOptions {
   LoopOptions loop;          // steps, batch, lr, schedule, checkpoints (dir set from out_dir)
 };
 
+// How a built-in preset is trained by default (flags override each field). Chosen by measurement:
+// docs/benchmarks.md has the runs behind them.
+struct TrainRecipe {
+  int64_t steps = 0;   // optimizer steps (0: use epochs)
+  double epochs = 0;   // passes over the training split when steps == 0
+  int64_t batch = 32;
+  double lr = 1e-3;
+  int64_t warmup = 100;
+};
+TrainRecipe preset_recipe(const std::string& preset);
+
 struct DenseTrainResult {
   LoopResult loop;
   double val_accuracy = 0;
