@@ -36,11 +36,13 @@ void register_train(CLI::App& app) {
   cmd->add_option("--stop-after", f->o.loop.stop_after, "testing aid: checkpoint and stop after step N as if killed")
       ->group("");
   add_compute_flags(cmd, f->c, true);
+  add_dist_flags(cmd, f->c);
   cmd->callback([f] {
     auto rt = setup(f->c);
     auto o = f->o;
     if (o.loop.steps == 0 && o.epochs == 0) o.epochs = o.preset == "tiny" ? 2.0 : 6.0;
     auto res = train::train_dense(o, rt, progress_printer());
+    if (!rt.is_root()) return;  // rank 0 reports and writes --json
     if (res.loop.interrupted) {
       info("stopped after step " + std::to_string(res.loop.steps) + "; continue with --resume");
       return;
