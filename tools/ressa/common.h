@@ -47,6 +47,7 @@ void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_prune(CLI::App& app);
 void register_repair(CLI::App& app);
+void register_launch(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_export(CLI::App& app);
 

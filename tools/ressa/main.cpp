@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   ressa::cli::register_inspect(app);
   ressa::cli::register_prune(app);
   ressa::cli::register_repair(app);
+  ressa::cli::register_launch(app);
   // ressa::cli::register_bench(app);
   // ressa::cli::register_export(app);
   try {
