@@ -40,6 +40,7 @@ void register_repair(CLI::App& app) {
   cmd->add_option("--seed", o.seed, "adapter initialisation and data order")->capture_default_str();
   cmd->add_option("--val-limit", o.val_limit, "val examples scored before/after (0 = skip)")->capture_default_str();
   add_compute_flags(cmd, f->c, true);
+  add_dist_flags(cmd, f->c);
   cmd->callback([f] {
     auto o = f->o;
     o.adapter.kind = model::parse_adapter_kind(f->adapter);
@@ -47,6 +48,7 @@ void register_repair(CLI::App& app) {
     o.validate();  // every flag checked before any output exists
     auto rt = setup(f->c);
     auto res = repair::repair_model(o, rt, progress_printer());
+    if (!rt.is_root()) return;  // rank 0 reports and writes --json
     char line[320];
     std::snprintf(line, sizeof line, "repaired %s (%s, kd %.3g, T %.3g, targets %s): %lld steps in %.1f s, final loss %.4f",
                   o.out_dir.c_str(), f->adapter.c_str(), o.kd_weight, o.temperature,

@@ -36,6 +36,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--stop-after", f->o.loop.stop_after, "testing aid: checkpoint and stop after step N as if killed")
       ->group("");
   add_compute_flags(cmd, f->c, true);
+  add_dist_flags(cmd, f->c);
   cmd->callback([f, cmd] {
     auto rt = setup(f->c);
     auto o = f->o;
@@ -49,6 +50,7 @@ void register_train(CLI::App& app) {
     if (!cmd->count("--lr")) o.loop.lr = r.lr;
     if (!cmd->count("--warmup")) o.loop.warmup = r.warmup;
     auto res = train::train_dense(o, rt, progress_printer());
+    if (!rt.is_root()) return;  // rank 0 reports and writes --json
     if (res.loop.interrupted) {
       info("stopped after step " + std::to_string(res.loop.steps) + "; continue with --resume");
       return;

@@ -17,11 +17,21 @@ struct ComputeFlags {
   int threads = 0;
   std::string device = "cpu";
   std::string json_path;
+  // Data parallelism (add_dist_flags): -1 / "" = take it from the environment (dist/group.h).
+  bool data_parallel = false;
+  int world_size = -1, rank = -1, local_rank = -1, master_port = -1;
+  std::string master_addr;
+  double dist_timeout = 60;
 };
 
 // Adds --threads and --device (and --json when with_json) to a subcommand.
 void add_compute_flags(CLI::App* cmd, ComputeFlags& f, bool with_json);
-// Applies --threads/--device; prints a warning line if the BLAS is slow.
+// Adds --world-size, --rank, --local-rank, --master-addr, --master-port, --dist-timeout
+// (defaults from WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) to a subcommand
+// that runs data-parallel.
+void add_dist_flags(CLI::App* cmd, ComputeFlags& f);
+// Applies --threads/--device, joins the process group when the job has several processes;
+// prints a warning line if the BLAS is slow.
 model::Runtime setup(const ComputeFlags& f);
 // Progress printer: a redrawn line on a terminal, periodic plain lines otherwise.
 ProgressSink progress_printer();
@@ -37,6 +47,7 @@ void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_prune(CLI::App& app);
 void register_repair(CLI::App& app);
+void register_launch(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_export(CLI::App& app);
 void register_reproduce(CLI::App& app);

@@ -18,10 +18,34 @@ void add_compute_flags(CLI::App* cmd, ComputeFlags& f, bool with_json) {
   if (with_json) cmd->add_option("--json", f.json_path, "write the results as one JSON object to this path");
 }
 
+void add_dist_flags(CLI::App* cmd, ComputeFlags& f) {
+  f.data_parallel = true;
+  const char* g = "Data parallel (default: from the environment, as torchrun or `ressa launch` set it)";
+  cmd->add_option("--world-size", f.world_size, "processes in the job (WORLD_SIZE)")->group(g)->check(CLI::PositiveNumber);
+  cmd->add_option("--rank", f.rank, "this process's rank (RANK)")->group(g)->check(CLI::NonNegativeNumber);
+  cmd->add_option("--local-rank", f.local_rank, "rank on this node; picks cuda:N (LOCAL_RANK)")->group(g)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--master-addr", f.master_addr, "host of rank 0 (MASTER_ADDR)")->group(g);
+  cmd->add_option("--master-port", f.master_port, "TCP port of rank 0's store (MASTER_PORT)")->group(g)
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--dist-timeout", f.dist_timeout, "seconds before a silent peer fails the job (rendezvous, collectives)")
+      ->group(g)->check(CLI::PositiveNumber)->capture_default_str();
+}
+
 model::Runtime setup(const ComputeFlags& f) {
   model::RuntimeOptions ro;
   ro.device = f.device;
   ro.threads = f.threads;
+  if (f.data_parallel) {
+    ro.dist = dist::DistOptions::from_env();
+    if (f.world_size > 0) ro.dist.world_size = f.world_size;
+    if (f.rank >= 0) ro.dist.rank = f.rank;
+    if (f.local_rank >= 0) ro.dist.local_rank = f.local_rank;
+    if (!f.master_addr.empty()) ro.dist.master_addr = f.master_addr;
+    if (f.master_port > 0) ro.dist.master_port = f.master_port;
+    ro.dist.timeout_s = f.dist_timeout;
+    ro.dist.validate();
+  }
   auto rt = model::setup_runtime(ro);
   if (!rt.warning.empty()) std::cerr << "warning: " << rt.warning << "\n";
   return rt;
@@ -66,6 +90,7 @@ int main(int argc, char** argv) {
   ressa::cli::register_inspect(app);
   ressa::cli::register_prune(app);
   ressa::cli::register_repair(app);
+  ressa::cli::register_launch(app);
   // ressa::cli::register_bench(app);
   // ressa::cli::register_export(app);
   ressa::cli::register_reproduce(app);

@@ -20,10 +20,14 @@ Runtime setup_runtime(const RuntimeOptions& opts) {
     RESSA_CHECK_ARG(torch::cuda::is_available(), "[setup_runtime] --device ", opts.device,
                     ": this ressa is built against a libtorch without CUDA (or no GPU is visible)");
     rt.device = torch::Device(opts.device);
+    // One GPU per process: a bare "cuda" in a multi-process job means cuda:<local rank>.
+    if (opts.dist.world_size > 1 && opts.device == "cuda")
+      rt.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(opts.dist.local_rank));
   } else {
     fail_arg("[setup_runtime] --device must be cpu or cuda[:N], got '", opts.device, "'");
   }
-  rt.threads = opts.threads > 0 ? opts.threads : hardware_threads();
+  // Processes sharing a node share its cores, so the default does not oversubscribe them.
+  rt.threads = opts.threads > 0 ? opts.threads : std::max(1, hardware_threads() / std::max(1, opts.dist.local_world_size));
   torch::set_num_threads(rt.threads);
   // OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so set its pool through its API.
   // torch calls one sgemm at a time for a Linear, so OpenBLAS may use all cores there; inside
@@ -37,6 +41,7 @@ Runtime setup_runtime(const RuntimeOptions& opts) {
   if (blas_is_reference())
     rt.warning = "BLAS is the slow reference implementation (" + rt.blas +
                  "); install libopenblas0 for ~40x faster matrix products";
+  if (opts.dist.world_size > 1) rt.group = std::make_shared<dist::Group>(opts.dist, rt.device);
   return rt;
 }
 

@@ -99,9 +99,10 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   check_provenance(o.dense_dir, o.pruned_dir);
   const std::string ckpt = ckpt_dir(o);
   std::error_code ec;
-  if (!o.loop.resume) fs::remove_all(ckpt, ec);  // a stale checkpoint of another run must not mix in
+  const bool root = rt.is_root();  // with several processes only rank 0 evaluates and writes
+  if (!o.loop.resume && root) fs::remove_all(ckpt, ec);  // a stale checkpoint of another run must not mix in
   auto say = [&](const std::string& s) {
-    if (progress) progress(s, false);
+    if (progress && root) progress(s, false);
   };
 
   say("loading " + o.pruned_dir);
@@ -132,15 +133,17 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
     res.val_n = r.n;
     return r.accuracy;
   };
-  if (o.val_limit > 0) {
+  if (o.val_limit > 0 && root) {
     say("evaluating the dense teacher and the pruned student on " + std::to_string(val_set.size()) + " val examples");
     res.val_dense = evaluate(true);
     res.val_before = evaluate(false);
   }
+  if (rt.group && o.val_limit > 0) rt.group->root_done("evaluation before repair");
 
   train::LoopOptions lo = o.loop;
   lo.seed = o.seed;
   lo.checkpoint_dir = ckpt;
+  lo.group = rt.group;
   int64_t calls = 0;
   train::LoopHooks hooks;
   hooks.progress = progress;
@@ -149,9 +152,14 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
       fail("[repair] interrupted after ", o.interrupt_after, " steps (interrupt_after)");
     net->train();
     auto b = train::make_train_batch(train_set, idx, cfg, tok, rt.device);
-    return repair_loss(net, b, o.kd_weight, o.temperature).total;
+    // The objective averages over answer positions: weight = their count (loss_mask is 0/1).
+    return train::StepLoss(repair_loss(net, b, o.kd_weight, o.temperature).total, b.loss_mask.sum().item<double>());
   };
   res.loop = train::run_loop(params, train_set.size(), lo, hooks);
+  if (!root) {  // rank 0 merges, evaluates and writes; the others wait for it (dist/group.h)
+    rt.group->root_done("writing " + o.out_dir);
+    return res;
+  }
 
   say("merging " + std::to_string(adapted.size()) + " adapters");
   res.merge = merge_adapters(net, adapted, o.adapter.kind);
@@ -187,6 +195,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   write_file_atomic((fs::path(staging) / "repair.json").string(), rep.dump(2) + "\n");
   commit_output_dir(staging, o.out_dir);
   fs::remove_all(ckpt, ec);
+  if (rt.group) rt.group->root_done("writing " + o.out_dir);
   return res;
 }
 

@@ -52,13 +52,14 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   if (o.epochs > 0) lo.steps = std::max<int64_t>(1, static_cast<int64_t>(o.epochs * train_set.size() / lo.batch));
   lo.seed = o.seed;
   lo.checkpoint_dir = o.out_dir + ".ckpt";
+  lo.group = rt.group;
 
   LoopHooks hooks;
   hooks.progress = progress;
   hooks.loss = [&](const std::vector<int64_t>& idx) {
     net->train();
     auto b = make_train_batch(train_set, idx, cfg, tok, rt.device);
-    return answer_cross_entropy(net->forward(b.pixels, b.ids, b.attn), b);
+    return StepLoss(answer_cross_entropy(net->forward(b.pixels, b.ids, b.attn), b), b.loss_mask.sum().item<double>());
   };
   hooks.validate = [&]() {
     eval::EvalOptions eo;
@@ -67,6 +68,10 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   DenseTrainResult res;
   res.loop = run_loop(params, train_set.size(), lo, hooks);
   if (res.loop.interrupted) return res;
+  if (!rt.is_root()) {  // rank 0 writes the model; the others wait for it (dist/group.h)
+    rt.group->root_done("writing " + o.out_dir);
+    return res;
+  }
   res.val_accuracy = res.loop.validation.empty() ? 0 : res.loop.validation.back().second;
   res.params = n_params;
   // Forward+backward ≈ 6 FLOP per parameter per token (attention scores excluded).
@@ -81,6 +86,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   commit_output_dir(staging, o.out_dir);
   std::error_code ec;
   fs::remove_all(lo.checkpoint_dir, ec);
+  if (rt.group) rt.group->root_done("writing " + o.out_dir);
   return res;
 }
 

@@ -24,6 +24,8 @@ void LoopOptions::validate() const {
   RESSA_CHECK_ARG(weight_decay >= 0, "[train] --weight-decay must be >= 0, got ", weight_decay);
   RESSA_CHECK_ARG(grad_clip >= 0, "[train] --grad-clip must be >= 0, got ", grad_clip);
   RESSA_CHECK_ARG(!resume || !checkpoint_dir.empty(), "[train] --resume needs a checkpoint directory");
+  RESSA_CHECK_ARG(!group || batch >= group->size(), "[train] --batch ", batch, " is the global batch and must be >= the ",
+                  group ? group->size() : 1, " processes (each takes a share)");
 }
 
 double scheduled_lr(const LoopOptions& o, int64_t step) {
@@ -125,19 +127,43 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
   LoopResult res;
   std::vector<double> recent;
   int64_t step = 0;
+  // Every rank reads the same checkpoint; then rank 0's values are broadcast, so the replicas
+  // start identical even if initialisation differed.
   if (o.resume) step = load_checkpoint(o.checkpoint_dir, params, optim, recent);
+  const bool dp = o.group && o.group->size() > 1;
+  const bool root = !o.group || o.group->is_root();
+  if (dp) o.group->broadcast_from_root(params);
   res.start_step = step;
-  Progress progress("step", o.steps, hooks.progress);
+  Progress progress("step", o.steps, root ? hooks.progress : ProgressSink());
   const auto t0 = std::chrono::steady_clock::now();
   for (; step < o.steps; ++step) {
     const double lr = scheduled_lr(o, step);
     for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optim.zero_grad();
-    auto loss = hooks.loss(batch_indices(o.seed, n_examples, o.batch, step));
-    const double lv = loss.item<double>();
-    RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
-                " (diverged); nothing was written for this step — lower --lr or check the data");
-    loss.backward();
+    const auto idx = batch_indices(o.seed, n_examples, o.batch, step);
+    double lv = 0;
+    if (!dp) {
+      auto loss = hooks.loss(idx).loss;
+      lv = loss.item<double>();
+      RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
+                  " (diverged); nothing was written for this step — lower --lr or check the data");
+      loss.backward();
+    } else {
+      // Global mean = Σ_r weight_r·mean_r / Σ_r weight_r: all-reduce (weight·mean, weight) first,
+      // backpropagate mean_r·weight_r/W, then sum the gradients over ranks. A NaN on any rank
+      // reaches every rank through the sum, so all stop at the same step.
+      auto sl = hooks.loss(dist::shard_indices(idx, o.group->rank(), o.group->size()));
+      const double local = sl.loss.item<double>();
+      auto stats = torch::tensor({local * sl.weight, sl.weight}, torch::kFloat64).to(sl.loss.device());
+      o.group->allreduce_sum(stats, "loss all-reduce");
+      stats = stats.cpu();
+      const double total = stats[1].item<double>();
+      lv = total > 0 ? stats[0].item<double>() / total : 0.0;
+      RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
+                  " (diverged); nothing was written for this step — lower --lr or check the data");
+      (sl.loss * (total > 0 ? sl.weight / total : 0.0)).backward();
+      o.group->allreduce_gradients(params);
+    }
     if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, o.grad_clip);
     optim.step();
     recent.push_back(lv);
@@ -150,13 +176,18 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
     progress.update(step + 1, extra);
     const bool last = step + 1 == o.steps;
     if (hooks.validate && o.eval_every > 0 && (step + 1) % o.eval_every == 0 && !last) {
-      const double score = hooks.validate();
-      res.validation.emplace_back(step + 1, score);
-      if (hooks.progress) hooks.progress("validation at step " + std::to_string(step + 1) + ": " + std::to_string(score), false);
+      if (root) {
+        const double score = hooks.validate();
+        res.validation.emplace_back(step + 1, score);
+        if (hooks.progress) hooks.progress("validation at step " + std::to_string(step + 1) + ": " + std::to_string(score), false);
+      }
+      if (dp) o.group->root_done("validation@" + std::to_string(step + 1));
     }
     const bool stop = o.stop_after > 0 && step + 1 == o.stop_after && !last;
-    if (!o.checkpoint_dir.empty() && (stop || (o.checkpoint_every > 0 && ((step + 1) % o.checkpoint_every == 0 || last))))
-      save_checkpoint(o.checkpoint_dir, params, optim, step + 1, recent);
+    if (!o.checkpoint_dir.empty() && (stop || (o.checkpoint_every > 0 && ((step + 1) % o.checkpoint_every == 0 || last)))) {
+      if (root) save_checkpoint(o.checkpoint_dir, params, optim, step + 1, recent);
+      if (dp) o.group->root_done("checkpoint@" + std::to_string(step + 1));
+    }
     if (stop) {
       res.interrupted = true;
       res.steps = step + 1;
@@ -167,10 +198,11 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
   res.steps = o.steps;
   for (double v : recent) res.final_loss += v / static_cast<double>(recent.size());
   res.examples_per_s = res.seconds > 0 ? (o.steps - res.start_step) * o.batch / res.seconds : 0;
-  if (hooks.validate) {
+  if (hooks.validate && root) {
     const double score = hooks.validate();
     res.validation.emplace_back(o.steps, score);
   }
+  if (hooks.validate && dp) o.group->root_done("final validation");
   progress.finish(res.validation.empty() ? "" : "val " + std::to_string(res.validation.back().second));
   return res;
 }

@@ -1,14 +1,19 @@
 // The optimisation loop shared by dense training and repair: AdamW, linear warm-up + cosine
 // decay, global-norm gradient clipping, deterministic shuffling, periodic validation,
 // checkpoints (parameters + optimizer state + step) every N steps, and exact --resume.
+// Data parallel when given a process group (dist/group.h): every rank computes the same global
+// batch indices, takes its shard, and the gradients are all-reduced so that each step equals the
+// single-process step on the whole global batch; only rank 0 validates and writes checkpoints.
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ressa/core/progress.h"
+#include "ressa/dist/group.h"
 
 namespace ressa::train {
 
@@ -26,13 +31,23 @@ struct LoopOptions {
   std::string checkpoint_dir;      // where resumable state goes ("" = none)
   bool resume = false;             // continue from checkpoint_dir
   int64_t stop_after = 0;          // testing aid: checkpoint and stop after this step, as if killed (0 = off)
+  std::shared_ptr<dist::Group> group;  // data-parallel group (null or size 1 = one process); batch is global
   void validate() const;           // throws std::invalid_argument naming the bad field
 };
 
+// One batch's loss: a mean over `weight` units (answer tokens for the VQA losses). Data-parallel
+// ranks combine their means weighted by `weight`, so the result is the mean over the global batch.
+struct StepLoss {
+  StepLoss(torch::Tensor l, double w = 1.0) : loss(std::move(l)), weight(w) {}  // NOLINT: implicit on purpose
+  torch::Tensor loss;  // scalar, graph attached
+  double weight;       // number of units averaged (> 0; 0 only if the batch has none)
+};
+
 struct LoopHooks {
-  // Loss for one batch of example indices (graph attached). Required.
-  std::function<torch::Tensor(const std::vector<int64_t>& idx)> loss;
-  // Validation score (higher is better), called at eval_every and at the end. Optional.
+  // Loss for one batch of example indices (graph attached). Required. With a process group it
+  // gets this rank's shard of the step's global batch.
+  std::function<StepLoss(const std::vector<int64_t>& idx)> loss;
+  // Validation score (higher is better), called at eval_every and at the end, on rank 0 only. Optional.
   std::function<double()> validate;
   ProgressSink progress;
 };
@@ -43,7 +58,7 @@ struct LoopResult {
   double final_loss = 0;   // mean loss of the last min(50, steps) steps
   double seconds = 0;
   double examples_per_s = 0;
-  std::vector<std::pair<int64_t, double>> validation;  // (step, score)
+  std::vector<std::pair<int64_t, double>> validation;  // (step, score); rank 0 only
   bool interrupted = false;  // stopped by stop_after: the caller must not write final outputs
 };
 
