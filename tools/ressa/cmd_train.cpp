@@ -37,6 +37,7 @@ void register_train(CLI::App& app) {
       ->group("");
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
+    check_json_flag(f->c, {{"--data", f->o.data_dir}, {"--config", f->o.config_path}, {"--out", f->o.out_dir}});
     auto rt = setup(f->c);
     auto o = f->o;
     if (o.loop.steps == 0 && o.epochs == 0) o.epochs = o.preset == "tiny" ? 2.0 : 6.0;
