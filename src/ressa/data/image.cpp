@@ -115,6 +115,34 @@ std::string jpeg_dht_problem(const std::string& b) {
   return "";
 }
 
+// stb_image 2.27 passes a null buffer to memcpy (undefined behaviour, found by
+// tests/fuzz/fuzz_image) when a PNG's first IDAT chunk is empty. Empty IDAT chunks carry no data,
+// so they are dropped before decoding; returns true and fills `out` when there were any.
+bool drop_empty_png_idat(const std::string& b, std::string& out) {
+  static const char kSig[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  if (b.size() < 8 || b.compare(0, 8, kSig, 8) != 0) return false;
+  auto be32 = [&](size_t i) {
+    return (uint32_t(uint8_t(b[i])) << 24) | (uint32_t(uint8_t(b[i + 1])) << 16) |
+           (uint32_t(uint8_t(b[i + 2])) << 8) | uint32_t(uint8_t(b[i + 3]));
+  };
+  bool dropped = false;
+  std::string kept = b.substr(0, 8);
+  size_t pos = 8;
+  while (pos + 12 <= b.size()) {  // chunk: length, type, data, CRC
+    const uint64_t chunk = 12 + uint64_t(be32(pos));
+    if (chunk == 12 && b.compare(pos + 4, 4, "IDAT") == 0) {
+      dropped = true;
+    } else {
+      if (pos + chunk > b.size()) break;  // truncated: stb reports it
+      kept.append(b, pos, size_t(chunk));
+    }
+    pos += size_t(chunk);
+  }
+  kept.append(b, std::min(pos, b.size()), std::string::npos);
+  if (dropped) out = std::move(kept);
+  return dropped;
+}
+
 void check_image(const char* fn, const Image& img) {
   RESSA_CHECK_ARG(img.width > 0 && img.height > 0, "[", fn, "] image has invalid size ", img.width,
                   "x", img.height);
@@ -129,7 +157,10 @@ Image load_image(const std::string& path) {
   return decode_image(read_file(path), path);
 }
 
-Image decode_image(const std::string& bytes, const std::string& path) {
+Image decode_image(const std::string& file_bytes, const std::string& path) {
+  std::string without_empty_idat;
+  const std::string& bytes =
+      drop_empty_png_idat(file_bytes, without_empty_idat) ? without_empty_idat : file_bytes;
   if (bytes.size() > size_t(INT32_MAX)) fail("[load_image] ", path, ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
