@@ -28,6 +28,8 @@ void register_data(CLI::App& app) {
   cmd->add_option("--image-size", f->shapes.image_size, "image side in pixels")->check(CLI::Range(32, 1024));
   cmd->add_option("--threads", f->shapes.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([f] {
+    check_output_path("--out", f->out, OutputKind::Directory,
+                      {{"--fashion-dir", f->task == "fashion" ? f->fashion_dir : std::string()}});
     const std::string staging = begin_output_dir(f->out);
     try {
       if (f->task == "fashion") {

@@ -6,10 +6,23 @@
 #include "ressa/eval/vqa_eval.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/model/checkpoint.h"
+#include "ressa/prune/pattern.h"
 
 #include <filesystem>
 
 namespace ressa::cli {
+
+// (N, M) of an "N:M" pattern (prune::SparsityPattern's rules); std::invalid_argument naming --pattern.
+static std::pair<int, int> parse_nm_flag(const std::string& text) {
+  prune::SparsityPattern p;
+  try {
+    p = prune::SparsityPattern::parse(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("[inspect] --pattern: ") + e.what());
+  }
+  if (!p.is_nm()) throw std::invalid_argument("[inspect] --pattern expects N:M (e.g. 2:4), got '" + text + "'");
+  return {p.n, p.m};
+}
 
 nlohmann::json sparsity_json(const eval::SparsityReport& r) {
   return {{"vision", r.vision}, {"language", r.language}, {"overall", r.overall}, {"model", r.model}};
@@ -32,6 +45,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--batch", f->batch, "questions per forward pass")->check(CLI::PositiveNumber);
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
+    require_dir("--model", f->model, "model directory");
+    require_dir("--data", f->data, "dataset directory");
+    check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}});
     auto rt = setup(f->c);
     auto lm = model::load_model(f->model, rt.device);
     auto tok = io::Tokenizer::load(f->model + "/tokenizer.json");
@@ -67,9 +83,15 @@ void register_inspect(CLI::App& app) {
   cmd->add_option("--pattern", f->pattern, "N:M pattern to check (default: the one recorded by prune, if any)");
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
+    require_dir("--model", f->model, "model directory");
+    check_json_flag(f->c, {{"--model", f->model}});
+    int n = 0, m = 0;
+    if (!f->pattern.empty()) {  // a bad --pattern is a usage error, found before the model loads
+      const auto [pn, pm] = parse_nm_flag(f->pattern);
+      n = pn, m = pm;
+    }
     auto rt = setup(f->c);
     auto lm = model::load_model(f->model, torch::kCPU);
-    int n = 0, m = 0;
     std::string pattern = f->pattern;
     const std::string record = f->model + "/prune.json";
     nlohmann::json rec;
@@ -81,10 +103,13 @@ void register_inspect(CLI::App& app) {
       }
       if (pattern.empty() && rec.contains("pattern") && rec["pattern"].is_string()) pattern = rec["pattern"];
     }
-    if (auto colon = pattern.find(':'); colon != std::string::npos) {
-      n = std::stoi(pattern.substr(0, colon));
-      m = std::stoi(pattern.substr(colon + 1));
-      if (n <= 0 || m <= n) throw std::invalid_argument("[inspect] --pattern must be N:M with 0 < N < M, got " + pattern);
+    if (f->pattern.empty() && pattern.find(':') != std::string::npos) {
+      try {
+        const auto [pn, pm] = parse_nm_flag(pattern);
+        n = pn, m = pm;
+      } catch (const std::invalid_argument& e) {  // the record is a file: exit 1
+        throw std::runtime_error("[inspect] " + record + ": bad \"pattern\": " + e.what());
+      }
     }
     auto sp = eval::sparsity_report(lm.model, n, m);
     nlohmann::json layers = nlohmann::json::array();

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "ressa/core/atomic_file.h"
 #include "ressa/prune/driver.h"
 #include "ressa/prune/prune_tensor.h"
 
@@ -103,6 +104,7 @@ void register_prune(CLI::App& app) {
     o.method_opts.granularity = prune::parse_granularity(f->granularity);
     o.method_opts.dsnot_base = prune::parse_method(f->dsnot_base);
     o.validate();
+    check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}, {"--out", f->out}});
     auto rt = setup(f->c);
     auto rep = prune::prune_model_dir(f->model, f->data, f->out, o, rt.device, progress_printer());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -178,6 +180,7 @@ void register_prune(CLI::App& app) {
     mo.granularity = prune::parse_granularity(t->granularity);
     mo.dsnot_base = prune::parse_method(t->dsnot_base);
     mo.validate();
+    check_output_path("--out", t->out, OutputKind::File, {{"--weight", t->weight}, {"--inputs", t->inputs}});
     setup(t->c);
     prune::prune_tensor_file(t->weight, t->inputs, method, pattern, mo, t->out);
     info("wrote " + t->out + " (" + prune::to_string(method) + ", " + pattern.to_string() + ")");

@@ -46,6 +46,7 @@ void register_repair(CLI::App& app) {
     o.adapter.kind = model::parse_adapter_kind(f->adapter);
     o.adapter.targets = repair::parse_targets(f->targets);
     o.validate();  // every flag checked before any output exists
+    check_json_flag(f->c, {{"--dense", o.dense_dir}, {"--pruned", o.pruned_dir}, {"--data", o.data_dir}, {"--out", o.out_dir}});
     auto rt = setup(f->c);
     auto res = repair::repair_model(o, rt, progress_printer());
     if (!rt.is_root()) return;  // rank 0 reports and writes --json

@@ -38,6 +38,7 @@ void register_train(CLI::App& app) {
   add_compute_flags(cmd, f->c, true);
   add_dist_flags(cmd, f->c);
   cmd->callback([f, cmd] {
+    check_json_flag(f->c, {{"--data", f->o.data_dir}, {"--config", f->o.config_path}, {"--out", f->o.out_dir}});
     auto rt = setup(f->c);
     auto o = f->o;
     // Flags the user did not give come from the preset's recipe (train/dense.h).

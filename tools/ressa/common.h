@@ -35,6 +35,11 @@ void add_dist_flags(CLI::App* cmd, ComputeFlags& f);
 model::Runtime setup(const ComputeFlags& f);
 // Progress printer: a redrawn line on a terminal, periodic plain lines otherwise.
 ProgressSink progress_printer();
+// Checks --json (when given) before any work: it must not be or contain one of `inputs`
+// ({flag, path}; pass --out too) and its directory must exist or be creatable (exit 2 otherwise).
+void check_json_flag(const ComputeFlags& f, const std::vector<std::pair<std::string, std::string>>& inputs);
+// Checks that a directory flag names an existing directory (std::invalid_argument, exit 2).
+void require_dir(const std::string& flag, const std::string& path, const char* what);
 // Writes `j` to path atomically (no-op for an empty path).
 void write_json(const std::string& path, const nlohmann::json& j);
 // Prints an informational line to stderr.

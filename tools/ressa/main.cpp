@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "common.h"
 #include "ressa/core/atomic_file.h"
+#include "ressa/core/error.h"
 #include "ressa/core/runtime.h"
 
 namespace ressa::cli {
@@ -60,6 +62,16 @@ ProgressSink progress_printer() {
       std::cerr << line << "\n";
     }
   };
+}
+
+void check_json_flag(const ComputeFlags& f, const std::vector<std::pair<std::string, std::string>>& inputs) {
+  if (!f.json_path.empty()) check_output_path("--json", f.json_path, OutputKind::File, inputs);
+}
+
+void require_dir(const std::string& flag, const std::string& path, const char* what) {
+  if (!std::filesystem::is_directory(path))
+    fail_arg("[", flag.substr(2), "] ", flag, " ", path, ": ", what, " not found",
+             std::filesystem::exists(path) ? " (it is not a directory)" : "");
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {

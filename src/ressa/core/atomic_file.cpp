@@ -100,4 +100,67 @@ void commit_output_dir(const std::string& staging, const std::string& out) {
   fs::remove_all(old, ec);
 }
 
+
+namespace {
+namespace fs = std::filesystem;
+
+fs::path resolved(const std::string& p) {
+  std::error_code ec;
+  fs::path a = fs::absolute(p, ec);
+  if (ec) a = p;
+  fs::path c = fs::weakly_canonical(a, ec);
+  return ec ? a.lexically_normal() : c;
+}
+
+// True when `a` equals `b` or is a directory above it (both resolved).
+bool same_or_above(const fs::path& a, const fs::path& b) {
+  auto ia = a.begin(), ib = b.begin();
+  for (; ia != a.end(); ++ia, ++ib) {
+    if (ia->empty()) continue;  // a trailing "/" gives an empty last element
+    if (ib == b.end() || *ia != *ib) return false;
+  }
+  return true;
+}
+}  // namespace
+
+void check_output_path(const std::string& flag, const std::string& out, OutputKind kind,
+                       const std::vector<std::pair<std::string, std::string>>& inputs) {
+  RESSA_CHECK_ARG(!out.empty(), "[output] ", flag, " must not be empty");
+  std::string o = out;
+  while (o.size() > 1 && o.back() == '/') o.pop_back();
+  std::vector<std::string> written = {o};
+  if (kind == OutputKind::Directory)
+    for (const char* suffix : {".partial", ".old", ".ckpt"}) written.push_back(o + suffix);
+  for (const auto& [in_flag, in_path] : inputs) {
+    if (in_path.empty()) continue;
+    const fs::path in = resolved(in_path);
+    for (const std::string& w : written) {
+      const fs::path rw = resolved(w);
+      const char* how = rw == in ? " is " : same_or_above(rw, in) ? " contains " : same_or_above(in, rw) ? " is inside " : nullptr;
+      if (!how) continue;
+      if (w == o)
+        fail_arg("[output] ", flag, " ", out, how, "the input ", in_flag, " ", in_path,
+                 "; writing there could destroy that input (choose a path outside it)");
+      fail_arg("[output] ", flag, " ", out, ": ressa would write ", w, ", which", how, "the input ", in_flag, " ",
+               in_path, " (choose another path)");
+    }
+  }
+  std::error_code ec;
+  const fs::file_status st = fs::status(o, ec);
+  if (fs::exists(st)) {
+    if (kind == OutputKind::Directory && !fs::is_directory(st))
+      fail_arg("[output] ", flag, " ", out, " exists and is not a directory");
+    if (kind == OutputKind::File && fs::is_directory(st))
+      fail_arg("[output] ", flag, " ", out, " is a directory, expected a file path");
+  }
+  // The nearest existing ancestor must be a directory, or nothing can ever be created there.
+  fs::path parent = fs::absolute(fs::path(o), ec).parent_path();
+  while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.root_path()) parent = parent.parent_path();
+  if (!parent.empty() && fs::exists(parent, ec) && !fs::is_directory(parent, ec))
+    fail_arg("[output] ", flag, " ", out, ": cannot create it: ", parent.string(), " is not a directory");
+  if (!parent.empty() && fs::is_directory(parent, ec) && ::access(parent.c_str(), W_OK | X_OK) != 0)
+    fail_arg("[output] ", flag, " ", out, ": cannot create it: directory ", parent.string(),
+             " is not writable (", std::strerror(errno), ")");
+}
+
 }  // namespace ressa

@@ -3,6 +3,8 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace ressa {
 
@@ -41,4 +43,17 @@ namespace ressa {
 std::string begin_output_dir(const std::string& out);
 // Moves the staging directory into place (replacing an existing <out>).
 void commit_output_dir(const std::string& staging, const std::string& out);
+
+// Checks an output path given by `flag` before anything is created (std::invalid_argument, exit 2
+// in the CLI, naming the flags):
+//   - `out` and the paths ressa derives from it (<out>.partial, <out>.old, <out>.ckpt) neither
+//     are, contain, nor lie inside one of the `inputs` ({flag, path}; empty paths are skipped):
+//     replacing the output at the end would delete or overwrite that input;
+//   - the nearest existing ancestor of `out` is a writable directory (e.g. not a path under a
+//     regular file), and an existing `out` is a directory (kind Directory) or not (kind File).
+// Paths are compared after resolving symlinks, ".." and relative forms.
+enum class OutputKind { Directory, File };
+void check_output_path(const std::string& flag, const std::string& out, OutputKind kind,
+                       const std::vector<std::pair<std::string, std::string>>& inputs);
+
 }  // namespace ressa

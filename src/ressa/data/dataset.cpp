@@ -41,7 +41,10 @@ std::string validate(const VqaExample& ex) {
 
 std::vector<VqaExample> read_jsonl(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) fail("[read_jsonl] ", path, ": file not found");
-  const std::string text = read_file(path);
+  return parse_jsonl(read_file(path), path);
+}
+
+std::vector<VqaExample> parse_jsonl(const std::string& text, const std::string& path) {
   std::vector<VqaExample> out;
   std::unordered_set<std::string> ids;
   size_t pos = 0;

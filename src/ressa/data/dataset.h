@@ -23,6 +23,8 @@ struct VqaExample {
 // relative path without ".." components; ids must be unique. Throws std::runtime_error
 // "[read_jsonl] <path>:<line>: <what>" (or "[read_jsonl] <path>: ..." for file errors).
 std::vector<VqaExample> read_jsonl(const std::string& path);
+// The same parser on JSONL text held in memory; `where` stands for the path in messages.
+std::vector<VqaExample> parse_jsonl(const std::string& text, const std::string& where);
 
 // Writes one compact JSON object per line, atomically. Validates like read_jsonl
 // (std::invalid_argument naming the example index) so a written file always reads back.

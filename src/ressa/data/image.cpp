@@ -69,6 +69,80 @@ namespace {
 // library never changes it afterwards.
 const bool kPngFilterNone = (stbi_write_force_png_filter = 0, true);
 
+// stb_image 2.27 (Debian 12) trusts a JPEG DHT segment's 16 code-length counts: when they sum
+// past 256 stbi__build_huffman writes beyond stbi__huffman::size[257] (found by
+// tests/fuzz/fuzz_image; fixed upstream in 2.28). This walks the marker segments the way stb
+// reads them -- segments by their length, other bytes up to the next real marker -- and
+// returns what is wrong with the first DHT table stb would reject too late, or "" when none is.
+std::string jpeg_dht_problem(const std::string& b) {
+  auto u8 = [&](size_t i) -> unsigned { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
+  size_t i = 0;  // SOI: 0xFF, any 0xFF fill bytes, 0xD8 (stb accepts the fill bytes too)
+  if (u8(i) != 0xFF) return "";
+  while (u8(i) == 0xFF) ++i;
+  if (u8(i) != 0xD8) return "";  // not a JPEG
+  ++i;
+  while (i + 1 < b.size()) {
+    if (u8(i) != 0xFF) {  // entropy-coded data, or junk stb skips between markers
+      ++i;
+      continue;
+    }
+    const unsigned m = u8(i + 1);
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffed 0xFF, RSTn, TEM
+      i += 2;
+      continue;
+    }
+    if (m == 0xD9) return "";  // EOI
+    const size_t len = (u8(i + 2) << 8) | u8(i + 3);
+    if (m == 0xC4) {  // DHT: tables of 1 + 16 + sum(counts) bytes while the length lasts (as stb reads it)
+      long left = long(len) - 2;
+      size_t pos = i + 4;
+      while (left > 0) {
+        unsigned n = 0;
+        for (size_t k = 0; k < 16; ++k) n += u8(pos + 1 + k);
+        if (n > 256)
+          return "JPEG Huffman table (DHT) declares " + std::to_string(n) + " codes, at most 256 are allowed";
+        pos += 17 + n;
+        left -= long(17 + n);
+      }
+      if (left != 0) return "";  // stb rejects the length mismatch itself
+    }
+    i += 2 + len;
+  }
+  return "";
+}
+
+// stb_image 2.27 passes a null buffer to memcpy (undefined behaviour, found by
+// tests/fuzz/fuzz_image) when a PNG's first IDAT chunk is empty. Empty IDAT chunks carry no data,
+// so they are dropped before decoding; returns true and fills `out` when there were any.
+bool drop_empty_png_idat(const std::string& b, std::string& out) {
+  static const char kSig[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  if (b.size() < 8 || b.compare(0, 8, kSig, 8) != 0) return false;
+  auto be32 = [&](size_t i) {
+    return (uint32_t(uint8_t(b[i])) << 24) | (uint32_t(uint8_t(b[i + 1])) << 16) |
+           (uint32_t(uint8_t(b[i + 2])) << 8) | uint32_t(uint8_t(b[i + 3]));
+  };
+  bool dropped = false;
+  std::string kept = b.substr(0, 8);
+  size_t pos = 8;
+  while (pos + 12 <= b.size()) {  // chunk: length, type, data, CRC
+    const uint64_t chunk = 12 + uint64_t(be32(pos));
+    if (chunk == 12 && b.compare(pos + 4, 4, "IDAT") == 0) {
+      dropped = true;
+    } else {
+      if (pos + chunk > b.size()) break;  // truncated: stb reports it
+      kept.append(b, pos, size_t(chunk));
+    }
+    pos += size_t(chunk);
+  }
+  kept.append(b, std::min(pos, b.size()), std::string::npos);
+  if (dropped) out = std::move(kept);
+  return dropped;
+}
+
 void check_image(const char* fn, const Image& img) {
   RESSA_CHECK_ARG(img.width > 0 && img.height > 0, "[", fn, "] image has invalid size ", img.width,
                   "x", img.height);
@@ -80,10 +154,18 @@ void check_image(const char* fn, const Image& img) {
 
 Image load_image(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) fail("[load_image] ", path, ": file not found");
-  const std::string bytes = read_file(path);
+  return decode_image(read_file(path), path);
+}
+
+Image decode_image(const std::string& file_bytes, const std::string& path) {
+  std::string without_empty_idat;
+  const std::string& bytes =
+      drop_empty_png_idat(file_bytes, without_empty_idat) ? without_empty_idat : file_bytes;
   if (bytes.size() > size_t(INT32_MAX)) fail("[load_image] ", path, ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
+  if (const std::string bad = jpeg_dht_problem(bytes); !bad.empty())
+    fail("[load_image] ", path, ": corrupt JPEG: ", bad);
   int w = 0, h = 0, c = 0;
   // Check the header first so a huge declared size is rejected before any allocation.
   if (!stbi_info_from_memory(data, len, &w, &h, &c))

@@ -20,6 +20,8 @@ constexpr int kMaxImageDim = 8192;
 // replicated, alpha dropped). Throws std::runtime_error "[load_image] <path>: <what>" for a
 // missing file, undecodable data, or a zero / > kMaxImageDim dimension.
 Image load_image(const std::string& path);
+// Decodes PNG/JPEG bytes held in memory with the same checks; `where` names the source.
+Image decode_image(const std::string& bytes, const std::string& where);
 
 // Encodes `img` as an 8-bit RGB PNG file image in memory (std::invalid_argument if the Image
 // is inconsistent).

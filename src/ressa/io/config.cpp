@@ -1,7 +1,10 @@
 // config.json <-> LlavaConfig (HF LlavaConfig field names), validation and presets.
 #include "ressa/io/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -12,20 +15,68 @@ namespace ressa::io {
 namespace {
 using json = nlohmann::json;
 
-// Reads an optional field with a type check: error names the file and the field.
-template <typename T>
-void get_opt(const json& j, const char* key, T& out, const std::string& where, const std::string& prefix) {
+// Optional fields with a strict type check; the error names the file and the field. nlohmann's
+// get<T>() would convert silently (3.7 -> 3, true -> 1) or, for a double beyond int64, invoke
+// undefined behaviour, so each JSON type is checked here.
+const json* find_opt(const json& j, const char* key) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const std::exception&) {
-    fail("[load_config] ", where, ": field '", prefix, key, "' has the wrong type (", it->type_name(), ")");
-  }
+  return it == j.end() || it->is_null() ? nullptr : &*it;
 }
+[[noreturn]] void wrong_type(const json& v, const char* key, const char* want, const std::string& where,
+                             const std::string& prefix) {
+  fail("[load_config] ", where, ": field '", prefix, key, "' must be ", want, ", got ", v.type_name());
+}
+void get_opt(const json& j, const char* key, int64_t& out, const std::string& where, const std::string& prefix) {
+  const json* v = find_opt(j, key);
+  if (!v) return;
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX))
+    fail("[load_config] ", where, ": field '", prefix, key, "' = ", v->get<uint64_t>(), " is too large");
+  if (!v->is_number_integer()) wrong_type(*v, key, "an integer", where, prefix);
+  out = v->get<int64_t>();
+}
+void get_opt(const json& j, const char* key, double& out, const std::string& where, const std::string& prefix) {
+  const json* v = find_opt(j, key);
+  if (!v) return;
+  if (!v->is_number()) wrong_type(*v, key, "a number", where, prefix);
+  out = v->get<double>();
+}
+void get_opt(const json& j, const char* key, bool& out, const std::string& where, const std::string& prefix) {
+  const json* v = find_opt(j, key);
+  if (!v) return;
+  if (!v->is_boolean()) wrong_type(*v, key, "true or false", where, prefix);
+  out = v->get<bool>();
+}
+void get_opt(const json& j, const char* key, std::string& out, const std::string& where, const std::string& prefix) {
+  const json* v = find_opt(j, key);
+  if (!v) return;
+  if (!v->is_string()) wrong_type(*v, key, "a string", where, prefix);
+  out = v->get<std::string>();
+}
+void get_opt(const json& j, const char* key, std::vector<float>& out, const std::string& where,
+             const std::string& prefix) {
+  const json* v = find_opt(j, key);
+  if (!v) return;
+  if (!v->is_array()) wrong_type(*v, key, "an array of numbers", where, prefix);
+  std::vector<float> vals;
+  for (const json& e : *v) {
+    // A double outside float's range cannot be converted (undefined behaviour), so check first.
+    if (!e.is_number() || std::fabs(e.get<double>()) > double(std::numeric_limits<float>::max()))
+      fail("[load_config] ", where, ": field '", prefix, key, "' must hold numbers within float range");
+    vals.push_back(static_cast<float>(e.get<double>()));
+  }
+  out = std::move(vals);
+}
+
+// Upper bound for every size field: far above any LLaVA checkpoint (vocab 256k, hidden 8k,
+// 1M positions), low enough that products of two sizes cannot overflow int64.
+constexpr int64_t kMaxSize = int64_t(1) << 24;
 
 void check_pos(int64_t v, const char* field, const std::string& where) {
   RESSA_CHECK(v > 0, "[load_config] ", where, ": '", field, "' must be > 0, got ", v);
+  RESSA_CHECK(v <= kMaxSize, "[load_config] ", where, ": '", field, "' = ", v, " is larger than ", kMaxSize);
+}
+void check_eps(double v, const char* field, const std::string& where) {
+  RESSA_CHECK(v > 0 && std::isfinite(v), "[load_config] ", where, ": '", field, "' must be > 0, got ", v);
 }
 }  // namespace
 
@@ -45,6 +96,7 @@ void LlavaConfig::validate(const std::string& where) const {
               " not divisible by patch_size ", v.patch_size);
   RESSA_CHECK(v.hidden_act == "gelu" || v.hidden_act == "quick_gelu", "[load_config] ", where,
               ": vision_config.hidden_act must be gelu or quick_gelu, got '", v.hidden_act, "'");
+  check_eps(v.layer_norm_eps, "vision_config.layer_norm_eps", where);
   check_pos(t.vocab_size, "text_config.vocab_size", where);
   check_pos(t.hidden_size, "text_config.hidden_size", where);
   check_pos(t.intermediate_size, "text_config.intermediate_size", where);
@@ -52,6 +104,8 @@ void LlavaConfig::validate(const std::string& where) const {
   check_pos(t.num_attention_heads, "text_config.num_attention_heads", where);
   check_pos(t.num_key_value_heads, "text_config.num_key_value_heads", where);
   check_pos(t.max_position_embeddings, "text_config.max_position_embeddings", where);
+  check_eps(t.rms_norm_eps, "text_config.rms_norm_eps", where);
+  check_eps(t.rope_theta, "text_config.rope_theta", where);
   RESSA_CHECK(t.hidden_size % t.num_attention_heads == 0 && t.head_dim() % 2 == 0, "[load_config] ", where,
               ": text_config.hidden_size ", t.hidden_size, " / num_attention_heads ", t.num_attention_heads,
               " must give an even head_dim");

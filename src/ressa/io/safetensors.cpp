@@ -201,6 +201,70 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
+// ---- header parsing (no I/O: SafetensorsFile::open and the fuzzer share it) ----------------
+
+SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size,
+                                           const std::string& where) {
+  const char* fn = "[SafetensorsFile::open] ";
+  if (size < 8)
+    fail(fn, where, ": truncated file: ", size, " bytes, expected at least 8 (the header length)");
+  SafetensorsHeader h;
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
+  if (n == 0) fail(fn, where, ": header length is 0");
+  if (n > kMaxHeaderBytes)
+    fail(fn, where, ": header length ", n, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  if (n > size - 8)
+    fail(fn, where, ": header length ", n, " runs past end of file (file is ", size,
+         " bytes, at most ", size - 8, " available)");
+  h.data_start = 8 + n;
+  const uint64_t buffer_size = size - h.data_start;
+
+  const json header = parse_json_strict(
+      std::string_view(reinterpret_cast<const char*>(bytes + 8), n), fn, where);
+  if (!header.is_object())
+    fail(fn, where, ": header is not a JSON object (got ", header.type_name(), ")");
+  // nlohmann::json keeps keys in a std::map, so h.tensors comes out sorted by name.
+  for (const auto& item : header.items()) {
+    if (item.key() == "__metadata__") {
+      if (!item.value().is_object())
+        fail(fn, where, ": __metadata__ is not a JSON object (got ", item.value().type_name(), ")");
+      for (const auto& kv : item.value().items()) {
+        if (!kv.value().is_string())
+          fail(fn, where, ": __metadata__[\"", kv.key(), "\"] is not a string (got ",
+               kv.value().type_name(), ")");
+        h.metadata[kv.key()] = kv.value().get<std::string>();
+      }
+      continue;
+    }
+    h.tensors.push_back(parse_entry(item.key(), item.value(), buffer_size, fn, where));
+  }
+
+  // Like the reference (Metadata::validate + MetadataIncompleteBuffer): sorted by
+  // (begin, end), the ranges must tile the buffer exactly -- no overlap, no hole, no tail.
+  std::vector<const TensorInfo*> by_offset;
+  for (const auto& t : h.tensors) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
+    return std::make_pair(a->begin, a->end) < std::make_pair(b->begin, b->end);
+  });
+  uint64_t pos = 0;
+  const TensorInfo* prev = nullptr;
+  for (const TensorInfo* t : by_offset) {
+    if (t->begin < pos)
+      fail(fn, where, ": overlapping data_offsets: tensor \"", t->name, "\" [", t->begin, ", ",
+           t->end, "] overlaps tensor \"", prev->name, "\" [", prev->begin, ", ", prev->end, "]");
+    if (t->begin > pos)
+      fail(fn, where, ": gap in data buffer: bytes [", pos, ", ", t->begin,
+           ") are not covered by any tensor (next is \"", t->name, "\")");
+    pos = t->end;
+    prev = t;
+  }
+  if (pos != buffer_size)
+    fail(fn, where, ": trailing bytes: tensors cover ", pos, " of the ", buffer_size,
+         " data buffer bytes");
+  return h;
+}
+
 // ---- SafetensorsFile -----------------------------------------------------
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
@@ -227,60 +291,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (m == MAP_FAILED) fail(fn, path, ": mmap failed: ", std::strerror(err));
   f.map_ = m;  // from here on, ~SafetensorsFile unmaps if a check throws
 
-  const auto* bytes = static_cast<const uint8_t*>(m);
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  if (n == 0) fail(fn, path, ": header length is 0");
-  if (n > kMaxHeaderBytes)
-    fail(fn, path, ": header length ", n, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
-  if (n > f.file_size_ - 8)
-    fail(fn, path, ": header length ", n, " runs past end of file (file is ", f.file_size_,
-         " bytes, at most ", f.file_size_ - 8, " available)");
-  f.data_start_ = 8 + n;
-  const uint64_t buffer_size = f.file_size_ - f.data_start_;
-
-  const json header = parse_json_strict(
-      std::string_view(reinterpret_cast<const char*>(bytes + 8), n), fn, path);
-  if (!header.is_object())
-    fail(fn, path, ": header is not a JSON object (got ", header.type_name(), ")");
-  // nlohmann::json keeps keys in a std::map, so tensors_ comes out sorted by name.
-  for (const auto& item : header.items()) {
-    if (item.key() == "__metadata__") {
-      if (!item.value().is_object())
-        fail(fn, path, ": __metadata__ is not a JSON object (got ", item.value().type_name(), ")");
-      for (const auto& kv : item.value().items()) {
-        if (!kv.value().is_string())
-          fail(fn, path, ": __metadata__[\"", kv.key(), "\"] is not a string (got ",
-               kv.value().type_name(), ")");
-        f.metadata_[kv.key()] = kv.value().get<std::string>();
-      }
-      continue;
-    }
-    f.tensors_.push_back(parse_entry(item.key(), item.value(), buffer_size, fn, path));
-  }
-
-  // Like the reference (Metadata::validate + MetadataIncompleteBuffer): sorted by
-  // (begin, end), the ranges must tile the buffer exactly -- no overlap, no hole, no tail.
-  std::vector<const TensorInfo*> by_offset;
-  for (const auto& t : f.tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
-    return std::make_pair(a->begin, a->end) < std::make_pair(b->begin, b->end);
-  });
-  uint64_t pos = 0;
-  const TensorInfo* prev = nullptr;
-  for (const TensorInfo* t : by_offset) {
-    if (t->begin < pos)
-      fail(fn, path, ": overlapping data_offsets: tensor \"", t->name, "\" [", t->begin, ", ",
-           t->end, "] overlaps tensor \"", prev->name, "\" [", prev->begin, ", ", prev->end, "]");
-    if (t->begin > pos)
-      fail(fn, path, ": gap in data buffer: bytes [", pos, ", ", t->begin,
-           ") are not covered by any tensor (next is \"", t->name, "\")");
-    pos = t->end;
-    prev = t;
-  }
-  if (pos != buffer_size)
-    fail(fn, path, ": trailing bytes: tensors cover ", pos, " of the ", buffer_size,
-         " data buffer bytes");
+  SafetensorsHeader h = parse_safetensors_header(static_cast<const uint8_t*>(m), f.file_size_, path);
+  f.data_start_ = h.data_start;
+  f.tensors_ = std::move(h.tensors);
+  f.metadata_ = std::move(h.metadata);
   return f;
 }
 
@@ -435,6 +449,30 @@ void write_checkpoint_dir(const std::string& dir, const std::vector<TensorView>&
 
 // ---- Checkpoint ------------------------------------------------------------
 
+std::map<std::string, std::string> parse_safetensors_index(const std::string& text,
+                                                           const std::string& where) {
+  const char* fn = "[Checkpoint::open_dir] ";
+  // The index "metadata" (e.g. total_size) is informational only and not checked: real
+  // checkpoints disagree on what total_size counts.
+  const json j = parse_json_strict(text, fn, where);
+  if (!j.is_object()) fail(fn, where, ": not a JSON object (got ", j.type_name(), ")");
+  if (j.contains("metadata") && !j["metadata"].is_object())
+    fail(fn, where, ": \"metadata\" is not a JSON object");
+  if (!j.contains("weight_map") || !j["weight_map"].is_object())
+    fail(fn, where, ": missing \"weight_map\" object");
+  std::map<std::string, std::string> weight_map;
+  for (const auto& item : j["weight_map"].items()) {
+    if (!item.value().is_string())
+      fail(fn, where, ": weight_map[\"", item.key(), "\"] is not a string");
+    const std::string file = item.value().get<std::string>();
+    if (!is_plain_file_name(file))
+      fail(fn, where, ": shard file name \"", file, "\" for tensor \"", item.key(),
+           "\" escapes the directory (must be a plain file name)");
+    weight_map[item.key()] = file;
+  }
+  return weight_map;
+}
+
 Checkpoint Checkpoint::open_dir(const std::string& dir) {
   const char* fn = "[Checkpoint::open_dir] ";
   const std::string single = dir + "/" + kSingleFile;
@@ -454,27 +492,10 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
     return c;
   }
 
-  // The index "metadata" (e.g. total_size) is informational only and not checked: real
-  // checkpoints disagree on what total_size counts.
-  const json j = parse_json_strict(read_file(index), fn, index);
-  if (!j.is_object()) fail(fn, index, ": not a JSON object (got ", j.type_name(), ")");
-  if (j.contains("metadata") && !j["metadata"].is_object())
-    fail(fn, index, ": \"metadata\" is not a JSON object");
-  if (!j.contains("weight_map") || !j["weight_map"].is_object())
-    fail(fn, index, ": missing \"weight_map\" object");
-
-  std::map<std::string, std::string> weight_map;  // tensor -> shard file name
-  std::map<std::string, size_t> shard_of_file;    // shard file name -> index into files_
-  for (const auto& item : j["weight_map"].items()) {
-    if (!item.value().is_string())
-      fail(fn, index, ": weight_map[\"", item.key(), "\"] is not a string");
-    const std::string file = item.value().get<std::string>();
-    if (!is_plain_file_name(file))
-      fail(fn, index, ": shard file name \"", file, "\" for tensor \"", item.key(),
-           "\" escapes the directory (must be a plain file name)");
-    weight_map[item.key()] = file;
-    shard_of_file.emplace(file, 0);
-  }
+  const std::map<std::string, std::string> weight_map =  // tensor -> shard file name
+      parse_safetensors_index(read_file(index), index);
+  std::map<std::string, size_t> shard_of_file;  // shard file name -> index into files_
+  for (const auto& item : weight_map) shard_of_file.emplace(item.second, 0);
   for (auto& [file, idx] : shard_of_file) {
     const std::string path = dir + "/" + file;
     if (!is_regular_file(path)) fail(fn, index, ": missing shard file ", path);

@@ -30,6 +30,27 @@ struct TensorInfo {
   uint64_t nbytes() const { return end - begin; }
 };
 
+// The validated header of a safetensors file: what SafetensorsFile::open checks, without I/O.
+struct SafetensorsHeader {
+  uint64_t data_start = 0;                      // 8 + header length: where the data buffer begins
+  std::vector<TensorInfo> tensors;              // sorted by name
+  std::map<std::string, std::string> metadata;  // __metadata__
+};
+
+// Parses and validates the first `size` bytes of a safetensors file held in memory: header
+// length, JSON schema (no duplicate keys), dtypes, shapes, and that the tensors' byte ranges
+// tile the data buffer (size - data_start bytes) exactly. Throws std::runtime_error
+// "[SafetensorsFile::open] <where>: <what>". SafetensorsFile::open runs this on the mapping.
+SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size,
+                                           const std::string& where);
+
+// Parses the text of a model.safetensors.index.json ({"metadata"?: {...}, "weight_map":
+// {tensor: shard file}}) into tensor -> shard file name, checking that every shard name is a
+// plain file name (no "/", "\\" or ".."). Throws std::runtime_error "[Checkpoint::open_dir]
+// <where>: <what>"; Checkpoint::open_dir runs this on the index file.
+std::map<std::string, std::string> parse_safetensors_index(const std::string& text,
+                                                           const std::string& where);
+
 // A validated, read-only memory-mapped safetensors file. Movable, not copyable; unmaps in dtor.
 // Every check (header, JSON schema, dtypes, shapes, offsets) runs in open(), before any data is
 // handed out. The file must not be truncated by someone else while mapped (SIGBUS).

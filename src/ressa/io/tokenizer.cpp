@@ -53,6 +53,34 @@ int64_t json_id(const json& v, const std::string& what, const std::string& where
     fail("[Tokenizer::load] ", where, ": ", what, " must be an integer id");
   return v.get<int64_t>();
 }
+
+// Optional typed fields: nlohmann's value() would throw a json::type_error that names neither
+// the file nor the field.
+std::string string_field(const json& obj, const char* key, const std::string& fallback,
+                         const std::string& what, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return fallback;
+  if (!it->is_string()) fail("[Tokenizer::load] ", where, ": ", what, " must be a string");
+  return it->get<std::string>();
+}
+bool bool_field(const json& obj, const char* key, bool fallback, const std::string& what,
+                const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return fallback;
+  if (!it->is_boolean()) fail("[Tokenizer::load] ", where, ": ", what, " must be true or false");
+  return it->get<bool>();
+}
+
+// A short description of an unsupported JSON value for error messages: its "type" when it has
+// one, else its JSON type (dumping a whole, possibly deeply nested, value is not useful).
+std::string brief(const json& v) {
+  if (v.is_object()) {
+    auto t = v.find("type");
+    if (t != v.end() && t->is_string() && t->get_ref<const std::string&>().size() <= 64)
+      return "{\"type\": \"" + t->get<std::string>() + "\", ...}";
+  }
+  return v.type_name();
+}
 }  // namespace
 
 void Tokenizer::finish(const std::string& where) {
@@ -103,13 +131,17 @@ Tokenizer Tokenizer::build_word_level(const std::vector<std::string>& words) {
 
 Tokenizer Tokenizer::load(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) fail("[Tokenizer::load] ", path, ": file not found");
-  json root = json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
+  return parse(read_file(path), path);
+}
+
+Tokenizer Tokenizer::parse(const std::string& text, const std::string& path) {
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) fail("[Tokenizer::load] ", path, ": invalid JSON");
   if (!root.is_object()) fail("[Tokenizer::load] ", path, ": top level must be a JSON object");
   auto model = root.find("model");
   if (model == root.end() || !model->is_object())
     fail("[Tokenizer::load] ", path, ": missing object 'model'");
-  const std::string type = model->value("type", std::string("<missing>"));
+  const std::string type = string_field(*model, "type", "<missing>", "model.type", path);
   if (type != "WordLevel")
     fail("[Tokenizer::load] ", path, ": unsupported tokenizer model type '", type,
          "' (ressa supports only WordLevel)");
@@ -145,8 +177,9 @@ Tokenizer Tokenizer::load(const std::string& path) {
       Added tok;
       tok.content = a["content"].get<std::string>();
       tok.id = json_id(a["id"], "added token '" + tok.content + "' id", path);
-      tok.special = a.value("special", false);
-      tok.normalized = a.value("normalized", false);
+      tok.special = bool_field(a, "special", false, "added token '" + tok.content + "' special", path);
+      tok.normalized =
+          bool_field(a, "normalized", false, "added token '" + tok.content + "' normalized", path);
       add(tok.content, tok.id, "added token");
       t.added_.push_back(tok);
     }
@@ -164,19 +197,20 @@ Tokenizer Tokenizer::load(const std::string& path) {
   const json& norm = root.value("normalizer", json());
   if (norm.is_null())
     t.lowercase_ = false;
-  else if (norm.is_object() && norm.value("type", "") == "Lowercase")
+  else if (norm.is_object() && string_field(norm, "type", "", "normalizer.type", path) == "Lowercase")
     t.lowercase_ = true;
   else
-    fail("[Tokenizer::load] ", path, ": unsupported normalizer ", norm.dump(),
+    fail("[Tokenizer::load] ", path, ": unsupported normalizer ", brief(norm),
          " (expected null or {\"type\":\"Lowercase\"})");
   const json& pre = root.value("pre_tokenizer", json());
-  const std::string pre_type = pre.is_object() ? pre.value("type", "") : "";
+  const std::string pre_type =
+      pre.is_object() ? string_field(pre, "type", "", "pre_tokenizer.type", path) : "";
   if (pre_type == "Whitespace")
     t.pre_tok_ = PreTok::kWhitespace;
   else if (pre_type == "WhitespaceSplit")
     t.pre_tok_ = PreTok::kWhitespaceSplit;
   else
-    fail("[Tokenizer::load] ", path, ": unsupported pre_tokenizer ", pre.dump(),
+    fail("[Tokenizer::load] ", path, ": unsupported pre_tokenizer ", brief(pre),
          " (expected Whitespace or WhitespaceSplit)");
   if (!root.value("post_processor", json()).is_null())
     fail("[Tokenizer::load] ", path,

@@ -19,6 +19,8 @@ class Tokenizer {
   // ids, added tokens that disagree with the vocab, or a missing required special token
   // (<pad>, <unk>, <s>, </s>, <image>).
   static Tokenizer load(const std::string& path);
+  // The same checks on tokenizer.json text held in memory; `where` names the source in messages.
+  static Tokenizer parse(const std::string& json_text, const std::string& where);
   // Ids 0..4 = <pad>, <unk>, <s>, </s>, <image>; then the sorted unique `words` (each must be
   // a lower-case single pre-token, e.g. "circle" or "?"; std::invalid_argument otherwise).
   static Tokenizer build_word_level(const std::vector<std::string>& words);

@@ -362,6 +362,7 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
   RESSA_CHECK_ARG(fs::is_directory(data_dir), "[prune] --data ", data_dir, ": dataset directory not found");
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
+  check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data_dir}});
   const std::string tok_path = (fs::path(dense_dir) / "tokenizer.json").string();
   auto lm = model::load_model(dense_dir, device);
   check_targets(lm.model, o);

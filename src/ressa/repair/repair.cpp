@@ -77,6 +77,8 @@ void RepairOptions::validate() const {
                     " (expected a model directory written by ressa prune)");
   RESSA_CHECK_ARG(!same_path(out_dir, pruned_dir) && !same_path(out_dir, dense_dir),
                   "[repair] --out ", out_dir, " must differ from --pruned and --dense");
+  check_output_path("--out", out_dir, OutputKind::Directory,
+                    {{"--dense", dense_dir}, {"--pruned", pruned_dir}, {"--data", data_dir}});
   RESSA_CHECK_ARG(!loop.resume || fs::exists(fs::path(ckpt_dir(*this)) / "state.json"), "[repair] --resume: no checkpoint at ",
                   ckpt_dir(*this), " (nothing to resume; run without --resume)");
 }
@@ -189,11 +191,18 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
       {"val_accuracy", {{"dense", res.val_dense}, {"before", res.val_before}, {"after", res.val_after}, {"n", res.val_n}}},
   };
   const std::string staging = begin_output_dir(o.out_dir);
-  model::save_model(staging, net, {{"ressa.command", "repair"}, {"ressa.adapter", model::to_string(o.adapter.kind)}});
-  fs::copy_file(fs::path(o.pruned_dir) / "tokenizer.json", fs::path(staging) / "tokenizer.json");
-  fs::copy_file(fs::path(o.pruned_dir) / "prune.json", fs::path(staging) / "prune.json");
-  write_file_atomic((fs::path(staging) / "repair.json").string(), rep.dump(2) + "\n");
-  commit_output_dir(staging, o.out_dir);
+  try {
+    // save_model refuses NaN/Inf weights: then nothing is left at --out.
+    model::save_model(staging, net, {{"ressa.command", "repair"}, {"ressa.adapter", model::to_string(o.adapter.kind)}});
+    fs::copy_file(fs::path(o.pruned_dir) / "tokenizer.json", fs::path(staging) / "tokenizer.json");
+    fs::copy_file(fs::path(o.pruned_dir) / "prune.json", fs::path(staging) / "prune.json");
+    write_file_atomic((fs::path(staging) / "repair.json").string(), rep.dump(2) + "\n");
+    commit_output_dir(staging, o.out_dir);
+  } catch (...) {
+    std::error_code ec2;
+    fs::remove_all(staging, ec2);
+    throw;
+  }
   fs::remove_all(ckpt, ec);
   if (rt.group) rt.group->root_done("writing " + o.out_dir);
   return res;

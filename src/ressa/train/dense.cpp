@@ -1,6 +1,7 @@
 // `ressa train`: tokenizer from the data, model from a preset/config, AdamW loop, model directory.
 #include "ressa/train/dense.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "ressa/core/atomic_file.h"
@@ -30,6 +31,13 @@ TrainRecipe preset_recipe(const std::string& preset) {
 
 DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& rt, const ProgressSink& progress) {
   RESSA_CHECK_ARG(fs::is_directory(o.data_dir), "[train] --data ", o.data_dir, ": directory not found");
+  check_output_path("--out", o.out_dir, OutputKind::Directory, {{"--data", o.data_dir}, {"--config", o.config_path}});
+  {  // flags first, before the data is read (run_loop checks the final step count again)
+    RESSA_CHECK_ARG(o.epochs >= 0 && std::isfinite(o.epochs), "[train] --epochs must be >= 0, got ", o.epochs);
+    LoopOptions flags = o.loop;
+    if (o.epochs > 0) flags.steps = 1;
+    flags.validate();
+  }
   auto tok = build_tokenizer(o.data_dir, {"train", "val", "test"});
   io::LlavaConfig cfg = o.config_path.empty() ? io::preset_config(o.preset) : io::load_config(o.config_path);
   cfg.text.vocab_size = tok.vocab_size();
@@ -81,9 +89,16 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   res.gflop_per_s = 6.0 * n_params * tokens * res.loop.examples_per_s / 1e9;
 
   const std::string staging = begin_output_dir(o.out_dir);
-  model::save_model(staging, net, {{"ressa.command", "train"}, {"ressa.seed", std::to_string(o.seed)}});
-  tok.save(staging + "/tokenizer.json");
-  commit_output_dir(staging, o.out_dir);
+  try {
+    // save_model refuses NaN/Inf weights: then nothing is left at --out.
+    model::save_model(staging, net, {{"ressa.command", "train"}, {"ressa.seed", std::to_string(o.seed)}});
+    tok.save(staging + "/tokenizer.json");
+    commit_output_dir(staging, o.out_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
   std::error_code ec;
   fs::remove_all(lo.checkpoint_dir, ec);
   if (rt.group) rt.group->root_done("writing " + o.out_dir);

@@ -1,0 +1,152 @@
+// The fuzz targets: one function per torch-free parser, shared by the libFuzzer harnesses
+// (tests/fuzz/fuzz_<name>.cpp) and by the regression test that replays the inputs the fuzzer
+// once crashed on (tests/unit/test_fuzz_regressions.cpp).
+//
+// Contract checked: for any bytes, a parser either returns a value that is usable (the target
+// touches it the way ressa does) or throws std::runtime_error (exit 1 in the CLI, with a message
+// naming the file). Any other exception escapes the target and counts as a bug, like a crash, a
+// hang, a leak or a sanitizer report.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ressa/data/dataset.h"
+#include "ressa/data/idx.h"
+#include "ressa/data/image.h"
+#include "ressa/io/config.h"
+#include "ressa/io/safetensors.h"
+#include "ressa/io/tokenizer.h"
+
+namespace ressa::fuzz {
+
+// A broken invariant on a value the parser accepted: abort so libFuzzer keeps the input.
+inline void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz invariant violated: %s\n", what);
+    std::abort();
+  }
+}
+
+// Runs f(); a std::runtime_error is the expected answer to bad input. Each parse_<name> below
+// parses and uses one input (throwing on bad input); <name> is the fuzz target around it.
+template <typename F>
+void expect_parsed_or_runtime_error(F&& f) {
+  try {
+    f();
+  } catch (const std::runtime_error&) {
+  }
+}
+
+// Safetensors header (the bytes of a whole file): every accepted tensor's range is inside the
+// buffer, and reading it touches only the input.
+inline void parse_safetensors(const uint8_t* data, size_t size) {
+  const io::SafetensorsHeader h = io::parse_safetensors_header(data, size, "fuzz.safetensors");
+  check(h.data_start >= 8 && h.data_start <= size, "data_start inside the input");
+  uint64_t covered = 0;
+  unsigned sum = 0;
+  for (const io::TensorInfo& t : h.tensors) {
+    check(t.begin <= t.end && t.end <= size - h.data_start, "tensor range inside the buffer");
+    check(uint64_t(t.numel()) * io::dtype_size(t.dtype) == t.nbytes(), "size matches shape");
+    if (t.nbytes() > 0) sum += data[h.data_start + t.begin] + data[h.data_start + t.end - 1];
+    covered += t.nbytes();
+  }
+  check(covered == size - h.data_start, "tensors tile the buffer");
+  static volatile unsigned sink;  // keeps the reads above
+  sink = sum;
+  (void)sink;
+}
+inline void safetensors(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_safetensors(data, size); });
+}
+
+// model.safetensors.index.json text: every accepted shard name is a plain file name.
+inline void parse_safetensors_index(const uint8_t* data, size_t size) {
+  const auto map = io::parse_safetensors_index(std::string(reinterpret_cast<const char*>(data), size),
+                                               "fuzz.index.json");
+  for (const auto& [tensor, file] : map)
+    check(!file.empty() && file.find('/') == std::string::npos && file.find("..") == std::string::npos,
+          "shard names stay in the directory");
+}
+inline void safetensors_index(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_safetensors_index(data, size); });
+}
+
+// config.json text: an accepted config re-serialises to one that parses back the same.
+inline void parse_config(const uint8_t* data, size_t size) {
+  const io::LlavaConfig c = io::parse_config(std::string(reinterpret_cast<const char*>(data), size),
+                                             "fuzz/config.json");
+  check(c.image_tokens() > 0, "image tokens > 0");
+  const io::LlavaConfig back = io::parse_config(io::config_to_json(c), "fuzz/config.json (re-read)");
+  check(back.text.vocab_size == c.text.vocab_size && back.vision.image_size == c.vision.image_size &&
+            back.image_tokens() == c.image_tokens(),
+        "config.json round trip");
+}
+inline void config(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_config(data, size); });
+}
+
+// tokenizer.json text; an accepted tokenizer encodes a text and decodes the ids it produced.
+inline void parse_tokenizer(const uint8_t* data, size_t size) {
+  const io::Tokenizer t = io::Tokenizer::parse(std::string(reinterpret_cast<const char*>(data), size),
+                                               "fuzz/tokenizer.json");
+  const std::vector<int64_t> ids = t.encode("<s> What Color is the <image> circle ? </s>");
+  for (int64_t id : ids) check(id >= 0 && id < t.vocab_size(), "encoded id inside the vocab");
+  (void)t.decode(ids, true);
+  (void)t.decode(ids, false);
+}
+inline void tokenizer(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_tokenizer(data, size); });
+}
+
+// A dataset split's JSONL text: accepted examples have the fields the rest of ressa relies on.
+inline void parse_dataset(const uint8_t* data, size_t size) {
+  const auto examples = data::parse_jsonl(std::string(reinterpret_cast<const char*>(data), size),
+                                          "fuzz/train.jsonl");
+  for (const auto& ex : examples)
+    check(!ex.id.empty() && !ex.image.empty() && ex.image[0] != '/' && !ex.answer.empty(),
+          "validated example fields");
+}
+inline void dataset(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_dataset(data, size); });
+}
+
+// PNG/JPEG bytes: an accepted image has consistent dimensions and resizes like the data loader.
+inline void parse_image(const uint8_t* data, size_t size) {
+  const data::Image img = data::decode_image(std::string(reinterpret_cast<const char*>(data), size),
+                                             "fuzz.png");
+  check(img.width > 0 && img.height > 0 && img.width <= data::kMaxImageDim &&
+            img.height <= data::kMaxImageDim,
+        "image size in range");
+  check(img.rgb.size() == size_t(img.width) * size_t(img.height) * 3, "RGB byte count");
+  (void)data::resize_bilinear(img, 8, 8);
+}
+inline void image(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_image(data, size); });
+}
+
+// IDX bytes (raw or gzip): parse_idx accepts an images file or a labels file; the fuzz target
+// reads every input both ways.
+inline void parse_idx(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  try {
+    const data::IdxImages im = data::parse_idx_images(bytes, "fuzz-images.idx");
+    check(im.pixels.size() == size_t(im.count) * size_t(im.rows) * size_t(im.cols), "pixel count");
+  } catch (const std::runtime_error&) {
+    (void)data::parse_idx_labels(bytes, "fuzz-labels.idx");
+  }
+}
+inline void idx(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  expect_parsed_or_runtime_error([&] {
+    const data::IdxImages im = data::parse_idx_images(bytes, "fuzz-images.idx");
+    check(im.pixels.size() == size_t(im.count) * size_t(im.rows) * size_t(im.cols), "pixel count");
+  });
+  expect_parsed_or_runtime_error([&] { (void)data::parse_idx_labels(bytes, "fuzz-labels.idx"); });
+}
+
+}  // namespace ressa::fuzz
