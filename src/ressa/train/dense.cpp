@@ -35,6 +35,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   {  // flags first, before the data is read (run_loop checks the final step count again)
     RESSA_CHECK_ARG(o.epochs >= 0 && std::isfinite(o.epochs), "[train] --epochs must be >= 0, got ", o.epochs);
     LoopOptions flags = o.loop;
+    flags.checkpoint_dir = o.out_dir + ".ckpt";  // as run_loop will see it (--resume needs it)
     if (o.epochs > 0) flags.steps = 1;
     flags.validate();
   }
