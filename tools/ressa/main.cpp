@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
   ressa::cli::register_inspect(app);
   ressa::cli::register_prune(app);
   ressa::cli::register_repair(app);
-  // ressa::cli::register_bench(app);
-  // ressa::cli::register_export(app);
+  ressa::cli::register_bench(app);
+  ressa::cli::register_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
