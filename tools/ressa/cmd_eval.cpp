@@ -7,6 +7,7 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/pattern.h"
+#include "ressa/sparse/kernels.h"
 
 #include <filesystem>
 
@@ -31,8 +32,8 @@ nlohmann::json sparsity_json(const eval::SparsityReport& r) {
 void register_eval(CLI::App& app) {
   struct Flags {
     ComputeFlags c;
-    std::string model, data, split = "test";
-    bool blind = false;
+    std::string model, data, split = "test", predictions;
+    bool blind = false, dense_kernels = false;
     int64_t limit = 0, batch = 64;
   };
   auto f = std::make_shared<Flags>();
@@ -43,6 +44,10 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--blind", f->blind, "blank every image (measures what the question alone gives)");
   cmd->add_option("--limit", f->limit, "evaluate only the first N examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", f->batch, "questions per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_flag("--dense-kernels", f->dense_kernels,
+                "compressed model (ressa export): run its sparse layers through dense matmul instead of the sparse kernels");
+  cmd->add_option("--predictions", f->predictions,
+                  "write each example's answer as JSON lines {id, prediction, answer, correct} to this path");
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
     require_dir("--model", f->model, "model directory");
@@ -50,6 +55,15 @@ void register_eval(CLI::App& app) {
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}});
     auto rt = setup(f->c);
     auto lm = model::load_model(f->model, rt.device);
+    int64_t sparse_layers = 0;
+    for (auto& [name, lin] : lm.model->linears()) {
+      if (f->dense_kernels) lin->sparse = nullptr;
+      sparse_layers += lin->sparse != nullptr;
+    }
+    if (!lm.compression.empty())
+      info("compressed model (" + lm.compression + "): " + std::to_string(sparse_layers) + " of " +
+           std::to_string(lm.compressed_layers.size()) + " compressed Linear layers run through the sparse kernels (" +
+           sparse::to_string(sparse::active_isa()) + ")");
     auto tok = io::Tokenizer::load(f->model + "/tokenizer.json");
     auto set = train::load_vqa_split(f->data, f->split, tok, lm.model->config, f->limit);
     eval::EvalOptions eo;
@@ -60,6 +74,19 @@ void register_eval(CLI::App& app) {
     std::cout << "accuracy " << res.accuracy << " (n=" << res.n << (f->blind ? ", blind" : "") << ")\n";
     for (auto& [fam, acc] : res.families) std::cout << "  " << fam << " " << acc << " (n=" << res.family_n[fam] << ")\n";
     std::cout << "sparsity vision " << sp.vision << " language " << sp.language << " overall " << sp.overall << "\n";
+    if (!f->predictions.empty()) {
+      std::string lines;
+      for (int64_t i = 0; i < res.n; ++i) {
+        const auto& ex = set.examples[i];
+        lines += nlohmann::json({{"id", ex.id},
+                                 {"prediction", res.predictions[i]},
+                                 {"answer", ex.answer},
+                                 {"correct", eval::normalize_answer(res.predictions[i]) == eval::normalize_answer(ex.answer)}})
+                     .dump() +
+                 "\n";
+      }
+      write_file_atomic(f->predictions, lines);
+    }
     nlohmann::json fams = nlohmann::json::object();
     for (auto& [fam, acc] : res.families) fams[fam] = acc;
     write_json(f->c.json_path, {{"accuracy", res.accuracy},
@@ -68,6 +95,9 @@ void register_eval(CLI::App& app) {
                                 {"blind", f->blind},
                                 {"split", f->split},
                                 {"seconds", res.seconds},
+                                {"compression", lm.compression},
+                                {"sparse_kernel_layers", sparse_layers},
+                                {"threads", rt.threads},
                                 {"sparsity", sparsity_json(sp)}});
   });
 }

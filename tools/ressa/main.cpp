@@ -103,8 +103,8 @@ int main(int argc, char** argv) {
   ressa::cli::register_prune(app);
   ressa::cli::register_repair(app);
   ressa::cli::register_launch(app);
-  // ressa::cli::register_bench(app);
-  // ressa::cli::register_export(app);
+  ressa::cli::register_bench(app);
+  ressa::cli::register_export(app);
   ressa::cli::register_reproduce(app);
   try {
     app.parse(argc, argv);

@@ -3,10 +3,13 @@
 
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
 #include "ressa/io/config.h"
+#include "ressa/sparse/formats.h"
 
 namespace fs = std::filesystem;
 
@@ -53,6 +56,104 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(Llava& mod
   return out;
 }
 
+SparseFormat parse_sparse_format(const std::string& s) {
+  if (s == "bitmask") return SparseFormat::Bitmask;
+  if (s == "nm") return SparseFormat::NM;
+  fail_arg("[parse_sparse_format] unknown sparse format '", s, "' (expected bitmask or nm)");
+}
+
+std::string to_string(SparseFormat f) { return f == SparseFormat::Bitmask ? "bitmask" : "nm"; }
+
+namespace {
+
+// compressed-tensors' names for the layouts (CompressionFormat values). N:M other than 2:4 has
+// no compressed-tensors name; the tensors are the same as sparse-24-bitmask's.
+constexpr const char* kCtBitmask = "sparse-bitmask";
+constexpr const char* kCt24 = "sparse-24-bitmask";
+constexpr const char* kNmBitmask = "ressa-nm-bitmask";
+
+// What config.json says about compressed weights.
+struct Compression {
+  SparseFormat format = SparseFormat::Bitmask;
+  int n = 0, m = 0;
+  std::vector<std::string> targets;  // Linear names (no ".weight")
+};
+
+// Reads the compression record of <dir>/config.json; nullopt for a dense checkpoint.
+std::optional<Compression> read_compression(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("[load_model] ", path, ": not valid JSON: ", e.what());
+  }
+  if (!j.contains("quantization_config")) return std::nullopt;
+  const auto& q = j["quantization_config"];
+  const std::string where = "[load_model] " + path + ": quantization_config";
+  RESSA_CHECK(q.is_object(), where, " must be an object");
+  RESSA_CHECK(q.value("quant_method", std::string()) == "compressed-tensors", where,
+              ".quant_method must be \"compressed-tensors\", got ", q.value("quant_method", nlohmann::json()).dump());
+  RESSA_CHECK(!q.contains("config_groups") || q["config_groups"].empty(), where,
+              ": quantized weights (config_groups) are not supported, only sparsity_config");
+  if (!q.contains("sparsity_config") || q["sparsity_config"].is_null()) return std::nullopt;
+  const auto& sc = q["sparsity_config"];
+  RESSA_CHECK(sc.is_object() && sc.contains("format") && sc["format"].is_string(), where,
+              ".sparsity_config needs a string \"format\"");
+  const std::string fmt = sc["format"];
+  if (fmt == "dense") return std::nullopt;
+  Compression c;
+  if (fmt == kCtBitmask) {
+    c.format = SparseFormat::Bitmask;
+  } else if (fmt == kCt24 || fmt == kNmBitmask) {
+    c.format = SparseFormat::NM;
+    c.n = 2, c.m = 4;
+    if (j.contains("ressa_sparse") && j["ressa_sparse"].is_object()) {
+      c.n = j["ressa_sparse"].value("n", 0);
+      c.m = j["ressa_sparse"].value("m", 0);
+    } else {
+      RESSA_CHECK(fmt == kCt24, "[load_model] ", path, ": format ", fmt, " needs \"ressa_sparse\": {\"n\", \"m\"}");
+    }
+    RESSA_CHECK(c.n > 0 && c.m > c.n && c.m <= 256, "[load_model] ", path, ": ressa_sparse n:m must be 0 < n < m <= 256, got ",
+                c.n, ":", c.m);
+    RESSA_CHECK(fmt != kCt24 || (c.n == 2 && c.m == 4), "[load_model] ", path, ": format ", fmt,
+                " is 2:4 but ressa_sparse says ", c.n, ":", c.m);
+  } else {
+    fail(where, ".sparsity_config.format '", fmt, "' is not supported (expected ", kCtBitmask, ", ", kCt24, " or ",
+         kNmBitmask, ")");
+  }
+  RESSA_CHECK(sc.contains("targets") && sc["targets"].is_array(), where, ".sparsity_config.targets must be a list of Linear names");
+  for (const auto& t : sc["targets"]) {
+    RESSA_CHECK(t.is_string(), where, ".sparsity_config.targets holds a non-string ", t.dump());
+    c.targets.push_back(t.get<std::string>());
+  }
+  return c;
+}
+
+// The tensors of layer `name` stored in `fmt` (compressed-tensors names).
+std::vector<std::string> compressed_keys(const std::string& name, SparseFormat fmt) {
+  std::vector<std::string> k = {name + ".shape", name + ".compressed", name + ".bitmask"};
+  if (fmt == SparseFormat::Bitmask) k.push_back(name + ".row_offsets");
+  return k;
+}
+
+sparse::NamedArray to_named_array(const io::Checkpoint& ckpt, const std::string& key) {
+  const auto& info = ckpt.info(key);
+  const uint8_t* p = ckpt.data(key);
+  return {key, io::to_string(info.dtype), info.shape, std::vector<uint8_t>(p, p + info.nbytes())};
+}
+
+// bitmask U8 [rows, ceil(cols/8)] (LSB first) -> float mask [rows, cols], 1 = stored.
+torch::Tensor unpack_bitmask(const sparse::NamedArray& bm, int64_t rows, int64_t cols) {
+  const int64_t stride = (cols + 7) / 8;
+  auto bytes = torch::from_blob(const_cast<uint8_t*>(bm.bytes.data()), {rows, stride, 1}, torch::kUInt8).to(torch::kInt32);
+  auto shifts = torch::arange(8, torch::kInt32).view({1, 1, 8});
+  auto bits = bytes.bitwise_right_shift(shifts).bitwise_and(1);  // [rows, stride, 8]
+  return bits.reshape({rows, stride * 8}).narrow(1, 0, cols).to(torch::kFloat32).contiguous();
+}
+
+}  // namespace
+
 LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   RESSA_CHECK(fs::is_directory(dir), "[load_model] ", dir, ": model directory not found");
   auto cfg = io::load_config((fs::path(dir) / "config.json").string());
@@ -61,9 +162,39 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   out.model = Llava(cfg);
   auto ckpt = io::Checkpoint::open_dir(dir);
   auto expected = checkpoint_tensors(out.model);
+  const auto comp = read_compression(dir);
+  // Compressed layers: "<name>.weight" is replaced by the compressed tensors.
+  std::map<std::string, Linear> compressed;  // weight key -> layer
+  std::map<std::string, std::string> layer_of_key;  // weight key -> layer name
+  if (comp) {
+    auto lins = out.model->linears();
+    std::map<std::string, Linear> by_name(lins.begin(), lins.end());
+    for (const auto& t : comp->targets) {
+      auto it = by_name.find(t);
+      RESSA_CHECK(it != by_name.end(), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
+                  "' names no Linear layer of the model");
+      RESSA_CHECK(!compressed.count(t + ".weight"), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
+                  "' listed twice");
+      compressed.emplace(t + ".weight", it->second);
+      layer_of_key[t + ".weight"] = t;
+    }
+    out.compression = to_string(comp->format);
+    out.n = comp->n;
+    out.m = comp->m;
+    out.compressed_layers = comp->targets;
+  }
   std::set<std::string> expected_names;
   std::string missing;
   for (auto& [name, t] : expected) {
+    if (compressed.count(name)) {
+      RESSA_CHECK(!ckpt.contains(name), "[load_model] ", ckpt.file_of(name), ": ", name,
+                  " is stored dense but config.json lists its layer as compressed");
+      for (const auto& k : compressed_keys(layer_of_key[name], comp->format)) {
+        expected_names.insert(k);
+        if (!ckpt.contains(k)) missing += (missing.empty() ? "" : ", ") + k;
+      }
+      continue;
+    }
     expected_names.insert(name);
     if (!ckpt.contains(name)) missing += (missing.empty() ? "" : ", ") + name;
   }
@@ -72,8 +203,32 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   for (auto& name : ckpt.names())
     if (!expected_names.count(name) && !is_ignorable_key(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
   RESSA_CHECK(unexpected.empty(), "[load_model] ", dir, ": unexpected tensors: ", unexpected);
-  // Validate every shape and dtype before copying anything.
+  // Validate every shape and dtype before copying anything (compressed layers: decoded and
+  // checked by the format, then their dense shape against config.json).
+  std::map<std::string, std::shared_ptr<SparseWeight>> sparse_of;  // weight key -> compressed matrix
+  std::map<std::string, torch::Tensor> mask_of;                     // weight key -> stored bitmask
   for (auto& [name, t] : expected) {
+    if (!compressed.count(name)) continue;
+    const std::string& lname = layer_of_key[name];
+    std::vector<sparse::NamedArray> arrays;
+    for (const auto& k : compressed_keys(lname, comp->format)) arrays.push_back(to_named_array(ckpt, k));
+    auto sw = std::make_shared<SparseWeight>();
+    try {
+      if (comp->format == SparseFormat::Bitmask)
+        sw->matrix = sparse::BitmaskMatrix::from_named_arrays(arrays, lname);
+      else
+        sw->matrix = sparse::NMMatrix::from_named_arrays(arrays, lname, comp->n, comp->m);
+    } catch (const std::exception& e) {
+      fail("[load_model] ", ckpt.file_of(lname + ".compressed"), ": layer ", lname, ": ", e.what());
+    }
+    RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),
+                ": layer ", lname, " has compressed shape [", sw->rows(), ", ", sw->cols(), "], config.json expects ",
+                t.sizes());
+    mask_of[name] = unpack_bitmask(arrays[2], sw->rows(), sw->cols());
+    sparse_of[name] = sw;
+  }
+  for (auto& [name, t] : expected) {
+    if (compressed.count(name)) continue;
     const auto& info = ckpt.info(name);
     RESSA_CHECK(info.dtype == io::DType::F32 || info.dtype == io::DType::F16 || info.dtype == io::DType::BF16 ||
                     info.dtype == io::DType::F64,
@@ -86,6 +241,15 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   {
     torch::NoGradGuard ng;
     for (auto& [name, t] : expected) {
+      if (auto it = sparse_of.find(name); it != sparse_of.end()) {
+        auto dense = torch::empty({it->second->rows(), it->second->cols()}, torch::kFloat32);
+        std::visit([&](const auto& mat) { mat.to_dense(dense.data_ptr<float>()); }, it->second->matrix);
+        RESSA_CHECK(torch::isfinite(dense).all().item<bool>(), "[load_model] ", dir, ": compressed layer ",
+                    layer_of_key[name], " contains NaN or Inf");
+        t.copy_(dense);
+        compressed.at(name)->mask = mask_of[name];
+        continue;
+      }
       auto src = to_torch(ckpt.info(name), ckpt.data(name));
       RESSA_CHECK(torch::isfinite(src).all().item<bool>(), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
                   " contains NaN or Inf");
@@ -123,6 +287,14 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   out.model->to(device);
   for (auto& [name, lin] : out.model->linears())
     if (lin->mask.defined()) lin->mask = lin->mask.to(device);
+  out.has_masks = out.has_masks || !compressed.empty();
+  // The kernels are CPU-only; the version stamp ties each compressed copy to the weight as it is now.
+  if (device.is_cpu())
+    for (auto& [name, sw] : sparse_of) {
+      auto& lin = compressed.at(name);
+      sw->version = lin->weight._version();
+      lin->sparse = sw;
+    }
   return out;
 }
 
@@ -152,6 +324,112 @@ void save_model(const std::string& dir, Llava& model, const std::map<std::string
   const auto mask_path = fs::path(dir) / "masks.safetensors";
   if (!mviews.empty()) io::write_safetensors(mask_path.string(), mviews, {{"format", "ressa-masks"}});
   else if (fs::exists(mask_path)) fs::remove(mask_path);
+}
+
+ExportReport export_compressed(const std::string& model_dir, const std::string& out_dir, const ExportOptions& o) {
+  const bool nm = o.format == SparseFormat::NM;
+  if (nm)
+    RESSA_CHECK_ARG(o.n > 0 && o.m > o.n && o.m <= 256, "[export] N:M needs 0 < N < M <= 256, got ", o.n, ":", o.m);
+  RESSA_CHECK_ARG(!out_dir.empty(), "[export] --out must not be empty");
+  RESSA_CHECK_ARG(fs::is_directory(model_dir), "[export] --model ", model_dir, ": model directory not found");
+  RESSA_CHECK_ARG(fs::weakly_canonical(model_dir) != fs::weakly_canonical(out_dir), "[export] --out ", out_dir,
+                  " is the model directory --model; choose another output directory");
+  const auto tok_path = fs::path(model_dir) / "tokenizer.json";
+  RESSA_CHECK(fs::exists(tok_path), "[export] ", tok_path.string(), ": not found (a model directory has tokenizer.json)");
+  auto lm = load_model(model_dir, torch::kCPU);
+
+  // Which layers to compress: those pruning left a mask on; a model without masks (pruned by
+  // another tool) falls back to the tower-block Linears that hold zeros.
+  std::vector<std::pair<std::string, Linear>> targets;
+  for (auto& [name, lin] : lm.model->linears())
+    if (lin->mask.defined()) targets.emplace_back(name, lin);
+  if (targets.empty()) {
+    for (auto group : {lm.model->vision_block_linears(), lm.model->language_block_linears()})
+      for (auto& [name, lin] : group)
+        if (lin->weight.eq(0).any().item<bool>()) targets.emplace_back(name, lin);
+  }
+  RESSA_CHECK(!targets.empty(), "[export] ", model_dir,
+              ": no pruned layers (no masks and no zero weights in the tower blocks); prune the model first");
+
+  // Compress everything first, so an N:M violation stops the export before anything is written.
+  ExportReport rep;
+  std::map<std::string, std::vector<sparse::NamedArray>> arrays;  // weight key -> tensors
+  for (auto& [name, lin] : targets) {
+    auto w = lin->weight.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const int64_t rows = w.size(0), cols = w.size(1);
+    if (nm) {
+      sparse::NMMatrix mat;
+      try {
+        mat = sparse::NMMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.n, o.m);
+      } catch (const std::invalid_argument& e) {
+        fail_arg("[export] --format nm: layer ", name, " [", rows, ", ", cols, "] is not ", o.n, ":", o.m,
+                 " sparse (", e.what(), "); export it with --format bitmask, or prune with --pattern ", o.n, ":", o.m);
+      }
+      arrays[name + ".weight"] = mat.to_named_arrays(name + ".weight");
+    } else {
+      arrays[name + ".weight"] = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), rows, cols).to_named_arrays(name + ".weight");
+    }
+    rep.compressed.push_back(name);
+    rep.compressed_dense_bytes += static_cast<uint64_t>(w.numel()) * 4;
+    for (const auto& a : arrays[name + ".weight"]) rep.compressed_bytes += a.bytes.size();
+  }
+  std::set<std::string> compressed_set(rep.compressed.begin(), rep.compressed.end());
+  for (auto& [name, lin] : lm.model->linears())
+    if (!compressed_set.count(name)) rep.dense.push_back(name);
+
+  std::vector<torch::Tensor> keep;  // owns contiguous copies while writing
+  std::vector<io::TensorView> views;
+  int64_t zeros = 0, numel = 0;
+  for (auto& [name, t] : checkpoint_tensors(lm.model)) {
+    zeros += t.detach().eq(0).sum().item<int64_t>();
+    numel += t.numel();
+    rep.dense_tensor_bytes += static_cast<uint64_t>(t.numel()) * 4;
+    if (auto it = arrays.find(name); it != arrays.end()) {
+      for (const auto& a : it->second)
+        views.push_back({a.name, io::parse_dtype(a.dtype), a.shape, a.bytes.data()});
+      continue;
+    }
+    auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    keep.push_back(c);
+    views.push_back({name, io::DType::F32, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
+  }
+  rep.global_sparsity = numel > 0 ? double(zeros) / double(numel) : 0.0;
+
+  // config.json: the model config plus the compressed-tensors record (quantization_config with a
+  // sparsity_config; targets are explicit layer names) and ressa's own (n, m in ressa's
+  // "n zeros in every m" convention; compressed-tensors' sparsity_structure counts kept weights).
+  auto cfg = nlohmann::json::parse(io::config_to_json(lm.model->config));
+  const bool ct24 = nm && o.n == 2 && o.m == 4;
+  const std::string fmt = !nm ? kCtBitmask : ct24 ? kCt24 : kNmBitmask;
+  nlohmann::json sc = {{"format", fmt},
+                       {"global_sparsity", rep.global_sparsity},
+                       {"sparsity_structure", nm ? std::to_string(o.m - o.n) + ":" + std::to_string(o.m) : "unstructured"},
+                       {"targets", rep.compressed},
+                       {"ignore", rep.dense},
+                       {"registry_requires_subclass", false}};
+  cfg["quantization_config"] = {{"quant_method", "compressed-tensors"}, {"format", fmt}, {"sparsity_config", sc}};
+  cfg["ressa_sparse"] = {{"format", to_string(o.format)}, {"n", nm ? o.n : 0}, {"m", nm ? o.m : 0}};
+
+  const std::string staging = begin_output_dir(out_dir);
+  try {
+    io::save_config(staging, lm.model->config);  // config.json (replaced below) + preprocessor_config.json
+    write_file_atomic((fs::path(staging) / "config.json").string(), cfg.dump(2) + "\n");
+    fs::copy_file(tok_path, fs::path(staging) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    if (fs::exists(fs::path(model_dir) / "prune.json"))
+      fs::copy_file(fs::path(model_dir) / "prune.json", fs::path(staging) / "prune.json", fs::copy_options::overwrite_existing);
+    io::write_checkpoint_dir(staging, views,
+                             {{"format", "pt"}, {"ressa.command", "export"}, {"ressa.sparse_format", to_string(o.format)}});
+    for (const auto& e : fs::directory_iterator(staging)) {
+      const auto fname = e.path().filename().string();
+      if (fname.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") rep.file_bytes += fs::file_size(e.path());
+    }
+    commit_output_dir(staging, out_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  return rep;
 }
 
 std::string model_fingerprint(const std::string& dir) {

@@ -1,6 +1,9 @@
 // Model directories: load/save a Llava model in the Hugging Face layout (config.json,
 // model.safetensors or shards + index, tokenizer.json), plus ressa's pruning record
-// (masks.safetensors with "<linear>.mask" U8 tensors, 1 = kept; prune.json with method and origin).
+// (masks.safetensors with "<linear>.mask" U8 tensors, 1 = kept; prune.json with method and origin),
+// and compressed model directories written by `ressa export` (pruned Linear weights stored in the
+// compressed-tensors sparse_bitmask / sparse_24_bitmask layouts, recorded in config.json's
+// "quantization_config" -> "sparsity_config" and "ressa_sparse"; docs/kernels.md).
 #pragma once
 #include <torch/torch.h>
 
@@ -19,16 +22,55 @@ torch::Tensor to_torch(const io::TensorInfo& info, const uint8_t* data);
 // Keys a checkpoint may hold that are not parameters and are ignored (HF buffers).
 bool is_ignorable_key(const std::string& key);
 
+// How pruned Linear weights are stored by `ressa export`.
+enum class SparseFormat { Bitmask, NM };
+SparseFormat parse_sparse_format(const std::string& s);  // "bitmask", "nm"; invalid_argument otherwise
+std::string to_string(SparseFormat f);
+
 struct LoadedModel {
   Llava model{nullptr};
   std::string dir;
   bool has_masks = false;
+  // Compressed checkpoints: "bitmask" or "nm" ("" = dense), the N:M pattern (nm only) and the
+  // Linear layers stored compressed. On a CPU device each of them gets a SparseWeight, so
+  // inference (no-grad forward) runs through the sparse kernels.
+  std::string compression;
+  int n = 0, m = 0;
+  std::vector<std::string> compressed_layers;
 };
 
 // Loads <dir>: validates config.json, every expected tensor present with the right shape and a
 // float dtype, no unexpected tensors; loads masks.safetensors if present (shapes checked; the
 // weights must be zero wherever the mask is 0). Errors name the file and the tensor.
+// A compressed directory (config.json "quantization_config" with a "sparsity_config") holds
+// "<linear>.shape/.compressed/.bitmask[/.row_offsets]" instead of "<linear>.weight" for each
+// target; they are validated, decompressed into the dense weight (zeros where pruned), the
+// stored bitmask becomes the layer's mask, and on CPU the compressed matrix is kept for the
+// sparse kernels.
 LoadedModel load_model(const std::string& dir, const torch::Device& device);
+
+struct ExportOptions {
+  SparseFormat format = SparseFormat::Bitmask;  // storage for the pruned Linear weights
+  int n = 2, m = 4;                             // NM only: n zeros in every group of m
+};
+
+struct ExportReport {
+  std::vector<std::string> compressed;  // Linear layers stored compressed
+  std::vector<std::string> dense;       // Linear layers stored dense
+  uint64_t file_bytes = 0;              // bytes of the written model.safetensors (all shards)
+  uint64_t compressed_bytes = 0;        // tensor bytes of the compressed layers
+  uint64_t compressed_dense_bytes = 0;  // the same layers stored dense (F32)
+  uint64_t dense_tensor_bytes = 0;      // tensor bytes of the whole model stored dense (F32)
+  double global_sparsity = 0;           // zeros / numel over all checkpoint tensors
+};
+
+// Writes a compressed copy of the model directory `model_dir` to `out_dir` (atomically, via
+// <out_dir>.partial): config.json with the compression record, preprocessor_config.json,
+// tokenizer.json, prune.json (when present) and model.safetensors, where every pruned Linear
+// (one with a mask; without masks: every tower-block Linear holding zeros) is stored
+// compressed and everything else dense F32. NM: throws std::invalid_argument naming the first
+// layer and group that is not n:m sparse, before anything is written.
+ExportReport export_compressed(const std::string& model_dir, const std::string& out_dir, const ExportOptions& opts);
 
 // Writes config.json, preprocessor_config.json, model.safetensors (F32, every parameter except
 // adapters) and, when any Linear has a mask, masks.safetensors. Files are written atomically.

@@ -1,9 +1,11 @@
 // Linear layer with pruning mask, adapters (SparseLoRA / LoRA / masked finetuning) and teacher mode.
 #include "ressa/model/linear.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ressa/core/error.h"
+#include "ressa/sparse/kernels.h"
 
 namespace ressa::model {
 
@@ -25,6 +27,41 @@ std::string to_string(AdapterKind k) {
   return "?";
 }
 
+int64_t SparseWeight::rows() const {
+  return std::visit([](const auto& m) { return m.rows(); }, matrix);
+}
+
+int64_t SparseWeight::cols() const {
+  return std::visit([](const auto& m) { return m.cols(); }, matrix);
+}
+
+torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const torch::Tensor& bias) {
+  RESSA_CHECK_ARG(x.dim() >= 1 && x.size(-1) == w.cols(), "[sparse_linear] x ", x.sizes(), " needs last dim ",
+                  w.cols());
+  RESSA_CHECK_ARG(x.device().is_cpu() && x.scalar_type() == torch::kFloat32,
+                  "[sparse_linear] x must be a float32 CPU tensor, got ", x.scalar_type(), " on ", x.device());
+  auto x2 = x.reshape({-1, w.cols()}).contiguous();  // [batch, cols]
+  const int64_t batch = x2.size(0);
+  auto y = torch::empty({batch, w.rows()}, x2.options());  // [batch, rows]
+  const int threads = std::max(1, static_cast<int>(torch::get_num_threads()));
+  if (batch > 0) {
+    if (const auto* b = std::get_if<sparse::BitmaskMatrix>(&w.matrix))
+      sparse::bitmask_matmul(*b, x2.data_ptr<float>(), batch, y.data_ptr<float>(), threads);
+    else
+      sparse::nm_matmul(std::get<sparse::NMMatrix>(w.matrix), x2.data_ptr<float>(), batch, y.data_ptr<float>(),
+                        threads);
+  }
+  if (bias.defined()) y.add_(bias);
+  auto out_shape = x.sizes().vec();
+  out_shape.back() = w.rows();
+  return y.view(out_shape);
+}
+
+bool LinearImpl::uses_sparse_path(const torch::Tensor& x) const {
+  return sparse && !teacher_mode && adapter == AdapterKind::None && !input_hook && !at::GradMode::is_enabled() &&
+         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == sparse->version;
+}
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
@@ -36,6 +73,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (input_hook) input_hook(x);
+  if (uses_sparse_path(x)) return sparse_linear(*sparse, x, bias);
   // Teacher mode is the dense model: W0 where pruning changed the weight, else the weight as
   // loaded, never the mask or an adapter (method.md §5 defect 5: the reference's teacher kept the
   // connector's LoRA). A layer whose weight trains (masked-ft) must have dense_weight set.

@@ -5,17 +5,40 @@
 //   lora:         y = x W^T + b + s·(x A^T) B^T             (plain LoRA baseline; merge fills zeros)
 //   teacher mode: y = x W0^T + b  with W0 = dense_weight (the weight before pruning) when set, else
 //                 the frozen weight; masks and adapters are bypassed (distillation teacher)
+//   sparse:       y = x W^T + b through ressa::sparse's kernels when the layer was loaded from a
+//                 compressed checkpoint (`sparse` set), gradients are off, x is a float CPU
+//                 tensor and the weight has not been modified since (checked by its version
+//                 counter); otherwise the dense path above. Same answers either way.
 // The registered parameter names ("weight", "bias") are the checkpoint keys.
 #pragma once
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
+#include <variant>
+
+#include "ressa/sparse/formats.h"
 
 namespace ressa::model {
 
 enum class AdapterKind { None, SparseLora, Lora, MaskedFt };
 AdapterKind parse_adapter_kind(const std::string& s);  // "none","sparse-lora","lora","masked-ft"
 std::string to_string(AdapterKind k);
+
+// A Linear weight in a compressed format, for inference through the sparse kernels. `version`
+// is weight._version() when it was built: any in-place change of the weight (training, pruning)
+// bumps the counter and the layer falls back to the dense path.
+struct SparseWeight {
+  std::variant<sparse::BitmaskMatrix, sparse::NMMatrix> matrix;
+  int64_t version = -1;
+  int64_t rows() const;
+  int64_t cols() const;
+};
+
+// y = x W^T (+ bias) through the sparse kernels: x [..., cols] float CPU, y [..., rows]; threads
+// = torch's intra-op thread count. The one place that joins torch tensors and the torch-free
+// kernels.
+torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const torch::Tensor& bias);
 
 class LinearImpl : public torch::nn::Module {
  public:
@@ -43,6 +66,11 @@ class LinearImpl : public torch::nn::Module {
   AdapterKind adapter = AdapterKind::None;
   double lora_scale = 0.0;
   bool teacher_mode = false;
+  // Compressed copy of `weight` for inference (set by model::load_model on compressed
+  // checkpoints); null = dense only.
+  std::shared_ptr<const SparseWeight> sparse;
+  // Whether forward(x) would take the sparse path now (see the header comment).
+  bool uses_sparse_path(const torch::Tensor& x) const;
   // Called with forward()'s input x [..., in] before anything else (pruning calibration
   // captures each layer's inputs this way); empty = no hook.
   std::function<void(const torch::Tensor&)> input_hook;

@@ -1,0 +1,155 @@
+// End-to-end tests of `ressa export` and `ressa bench gemv` through the built binary: a tiny
+// model trained for a few steps and pruned (70% unstructured, 2:4) is exported in both formats;
+// `ressa eval` of the export runs its layers through the sparse kernels and gives exactly the
+// pruned model's answers; bad flags and an unstructured model with --format nm exit 2 with one
+// "error:" line and leave nothing at --out; bench gemv writes its JSON fields.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "ressa/core/atomic_file.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool has_error_line(const std::string& err) { return err.rfind("error:", 0) == 0 || err.find("\nerror:") != std::string::npos; }
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+};
+
+fs::path g_root;
+
+// Runs `ressa <args>` with stdout/stderr captured.
+Result run_ressa(const std::string& args) {
+  const std::string o = (g_root / "stdout.txt").string(), e = (g_root / "stderr.txt").string();
+  const std::string cmd = std::string(RESSA_BINARY) + " " + args + " >" + o + " 2>" + e;
+  const int st = std::system(cmd.c_str());
+  Result r;
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = ressa::read_file(o);
+  r.err = ressa::read_file(e);
+  return r;
+}
+
+json read_json(const fs::path& p) { return json::parse(ressa::read_file(p.string())); }
+
+}  // namespace
+
+class CliExport : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_root = fs::temp_directory_path() / ("ressa_test_cli_export_" + std::to_string(getpid()));
+    fs::remove_all(g_root);
+    fs::create_directories(g_root);
+    data = (g_root / "data").string();
+    const auto dense = (g_root / "dense").string();
+    auto r = run_ressa("data --out " + data + " --train 100 --val 20 --test 40 --image-size 32");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = run_ressa("train --data " + data + " --out " + dense + " --preset tiny --steps 10 --batch 8 --threads 1");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    for (const auto& [name, flag] : {std::pair<std::string, std::string>{"p70", "--sparsity 0.7"}, {"p24", "--pattern 2:4"}}) {
+      r = run_ressa("prune --model " + dense + " --data " + data + " --method magnitude " + flag +
+                    " --calib-samples 8 --threads 1 --out " + (g_root / name).string());
+      ASSERT_EQ(r.rc, 0) << r.err;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(g_root, ec);
+  }
+  // eval JSON of `model`, predictions written to <model>.pred.jsonl
+  static json eval(const std::string& model, const std::string& extra = "") {
+    const auto js = model + ".eval.json";
+    auto r = run_ressa("eval --model " + model + " --data " + data + " --threads 1 --batch 16 --json " + js +
+                       " --predictions " + model + ".pred.jsonl " + extra);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return read_json(js);
+  }
+  static std::string data;
+};
+std::string CliExport::data;
+
+TEST_F(CliExport, ExportedModelGivesTheSameAnswersThroughTheKernels) {
+  for (const auto& [src, fmt] : {std::pair<std::string, std::string>{"p70", "bitmask"}, {"p24", "nm"}, {"p24", "bitmask"}}) {
+    SCOPED_TRACE(src + " " + fmt);
+    const auto in = (g_root / src).string(), out = (g_root / (src + "_" + fmt)).string();
+    const auto js = out + ".export.json";
+    auto r = run_ressa("export --model " + in + " --format " + fmt + " --out " + out + " --json " + js);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto e = read_json(js);
+    EXPECT_EQ(e["compressed_layers"].size(), 26u);  // tiny: 2 vision blocks x 6 Linears + 2 language blocks x 7
+    EXPECT_LT(e["file_bytes"].get<double>(), e["dense_tensor_bytes"].get<double>());
+    for (const char* f : {"config.json", "tokenizer.json", "model.safetensors", "prune.json"})
+      EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+
+    auto a = eval(in), b = eval(out);
+    EXPECT_EQ(b["compression"], fmt);
+    EXPECT_EQ(b["sparse_kernel_layers"], 26);
+    EXPECT_EQ(a["sparse_kernel_layers"], 0);
+    EXPECT_EQ(a["accuracy"], b["accuracy"]);
+    EXPECT_EQ(a["sparsity"], b["sparsity"]);
+    EXPECT_EQ(ressa::read_file(in + ".pred.jsonl"), ressa::read_file(out + ".pred.jsonl"));
+    auto c = eval(out, "--dense-kernels");
+    EXPECT_EQ(c["sparse_kernel_layers"], 0);
+    EXPECT_EQ(ressa::read_file(in + ".pred.jsonl"), ressa::read_file(out + ".pred.jsonl"));
+
+    r = run_ressa("inspect --model " + out);
+    EXPECT_EQ(r.rc, 0) << r.err;
+  }
+}
+
+TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
+  const auto out = (g_root / "bad_out").string();
+  // Unstructured model as N:M: exit 2, names a layer, writes nothing.
+  auto r = run_ressa("export --model " + (g_root / "p70").string() + " --format nm --out " + out);
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_TRUE(has_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("layers.0"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  for (const std::string args : {"export --model " + (g_root / "p70").string() + " --format csr --out " + out,
+                                 "export --model " + (g_root / "p70").string() + " --format bitmask --pattern 2:4 --out " + out,
+                                 "export --model " + (g_root / "p24").string() + " --format nm --pattern 2 --out " + out,
+                                 std::string("bench gemv --rows 8 --cols 16"),
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --pattern 2:4"),
+                                 std::string("bench gemv --rows 8 --cols 18 --pattern 2:4"),
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 1.5")}) {
+    SCOPED_TRACE(args);
+    r = run_ressa(args);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_TRUE(has_error_line(r.err)) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  r = run_ressa("export --model " + (g_root / "no_such_model").string() + " --format bitmask --out " + out);
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_TRUE(has_error_line(r.err)) << r.err;
+  EXPECT_EQ(run_ressa("export --help").rc, 0);
+  EXPECT_EQ(run_ressa("bench gemv --help").rc, 0);
+}
+
+TEST_F(CliExport, BenchGemvWritesItsFields) {
+  for (const std::string pat : {"--sparsity 0.7", "--pattern 2:4"})
+    for (int batch : {1, 5}) {
+      SCOPED_TRACE(pat + " batch " + std::to_string(batch));
+      const auto js = (g_root / "bench.json").string();
+      auto r = run_ressa("bench gemv --rows 40 --cols 72 --batch " + std::to_string(batch) + " " + pat +
+                         " --threads 1 --repeats 3 --json " + js);
+      ASSERT_EQ(r.rc, 0) << r.err;
+      auto j = read_json(js);
+      for (const char* k : {"dense_ms", "sparse_ms", "speedup", "bytes_bound", "dense_bytes", "sparse_bytes", "max_rel_diff"})
+        EXPECT_TRUE(j.contains(k)) << k;
+      EXPECT_GT(j["dense_ms"].get<double>(), 0);
+      EXPECT_GT(j["sparse_ms"].get<double>(), 0);
+      EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-5);
+      EXPECT_EQ(j["batch"], batch);
+      EXPECT_GT(j["bytes_bound"].get<double>(), 1.0);
+    }
+}

@@ -1,0 +1,278 @@
+// Compressed checkpoints (`ressa export` -> model::export_compressed, model::load_model) and the
+// sparse inference path of Linear: lossless round trip for bitmask and 2:4, the same logits and
+// greedy tokens as the dense-with-zeros model, when the dense path is taken instead, the N:M
+// error, and hand-made bad compressed directories.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "ressa/core/atomic_file.h"
+#include "ressa/io/safetensors.h"
+#include "ressa/model/checkpoint.h"
+#include "ressa/prune/mask.h"
+
+namespace fs = std::filesystem;
+using namespace ressa;
+
+namespace {
+const std::string kFixture = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny";
+const std::string kGolden = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny_golden.safetensors";
+
+fs::path temp_root() {
+  static fs::path root = [] {
+    auto r = fs::temp_directory_path() / ("ressa_test_sparse_" + std::to_string(::getpid()));
+    fs::remove_all(r);
+    fs::create_directories(r);
+    return r;
+  }();
+  return root;
+}
+
+// The tiny fixture with every tower-block Linear magnitude-pruned to `pattern` (weight zeroed,
+// mask set), saved as a model directory (plus a tokenizer.json, which export copies).
+std::string pruned_fixture(const std::string& name, const prune::SparsityPattern& pattern) {
+  auto lm = model::load_model(kFixture, torch::kCPU);
+  {
+    torch::NoGradGuard ng;
+    for (auto group : {lm.model->vision_block_linears(), lm.model->language_block_linears()})
+      for (auto& [lname, lin] : group) {
+        auto m = prune::mask_for(lin->weight.abs(), pattern, prune::Granularity::Row).to(torch::kFloat32);
+        lin->weight.mul_(m);
+        lin->mask = m;
+      }
+  }
+  const auto dir = (temp_root() / name).string();
+  model::save_model(dir, lm.model);
+  write_file_atomic(dir + "/tokenizer.json", "{\"model\": {\"type\": \"WordLevel\"}}\n");
+  return dir;
+}
+
+torch::Tensor golden(const io::SafetensorsFile& f, const std::string& name) {
+  return model::to_torch(f.at(name), f.data(f.at(name)));
+}
+
+// Logits of the golden inputs, no-grad (the sparse path when the model has one).
+torch::Tensor logits_of(model::Llava& net) {
+  torch::NoGradGuard ng;
+  net->eval();
+  auto g = io::SafetensorsFile::open(kGolden);
+  return net->forward(golden(g, "pixels"), golden(g, "input_ids"), golden(g, "attention_mask"));
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    model::load_model(dir, torch::kCPU);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void expect_same_tensors(model::Llava& a, model::Llava& b) {
+  auto ta = model::checkpoint_tensors(a), tb = model::checkpoint_tensors(b);
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i) {
+    EXPECT_EQ(ta[i].first, tb[i].first);
+    EXPECT_TRUE(torch::equal(ta[i].second, tb[i].second)) << ta[i].first;
+  }
+}
+}  // namespace
+
+class SparseCheckpoint : public ::testing::TestWithParam<std::string> {};
+
+// Lossless: the exported directory loads back to exactly the dense-with-zeros weights and masks;
+// pruned layers are stored only compressed; the logits match the dense model's.
+TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
+  const bool nm = GetParam() == "nm";
+  const auto pattern = nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7);
+  const auto src = pruned_fixture("src_" + GetParam(), pattern);
+  const auto out = (temp_root() / ("out_" + GetParam())).string();
+  model::ExportOptions o;
+  o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
+  auto rep = model::export_compressed(src, out, o);
+  auto dense = model::load_model(src, torch::kCPU);
+  const size_t n_targets = dense.model->vision_block_linears().size() + dense.model->language_block_linears().size();
+  EXPECT_EQ(rep.compressed.size(), n_targets);
+  EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+
+  auto cfg = nlohmann::json::parse(read_file(out + "/config.json"));
+  EXPECT_EQ(cfg["quantization_config"]["quant_method"], "compressed-tensors");
+  EXPECT_EQ(cfg["quantization_config"]["sparsity_config"]["format"], nm ? "sparse-24-bitmask" : "sparse-bitmask");
+  EXPECT_EQ(cfg["quantization_config"]["sparsity_config"]["targets"].size(), n_targets);
+
+  auto ckpt = io::Checkpoint::open_dir(out);
+  for (const auto& name : rep.compressed) {
+    EXPECT_FALSE(ckpt.contains(name + ".weight")) << name;
+    EXPECT_TRUE(ckpt.contains(name + ".compressed")) << name;
+    EXPECT_TRUE(ckpt.contains(name + ".bitmask")) << name;
+  }
+
+  auto comp = model::load_model(out, torch::kCPU);
+  EXPECT_EQ(comp.compression, GetParam());
+  EXPECT_EQ(comp.compressed_layers.size(), n_targets);
+  expect_same_tensors(dense.model, comp.model);
+  auto dl = dense.model->linears(), cl = comp.model->linears();
+  for (size_t i = 0; i < dl.size(); ++i) {
+    ASSERT_EQ(dl[i].second->mask.defined(), cl[i].second->mask.defined()) << dl[i].first;
+    if (dl[i].second->mask.defined())
+      EXPECT_TRUE(torch::equal(dl[i].second->mask, cl[i].second->mask)) << dl[i].first;
+    EXPECT_EQ(cl[i].second->sparse != nullptr, dl[i].second->mask.defined()) << dl[i].first;
+  }
+
+  // The sparse path is taken (no grad, CPU float) and gives the dense model's answers.
+  {
+    torch::NoGradGuard ng;
+    for (auto group : {comp.model->vision_block_linears(), comp.model->language_block_linears()}) {
+      auto& [name, lin] = group.front();
+      ASSERT_TRUE(lin->uses_sparse_path(torch::randn({3, lin->in_features()}))) << name;
+    }
+  }
+  auto a = logits_of(dense.model), b = logits_of(comp.model);
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
+  EXPECT_TRUE(torch::equal(a.argmax(-1), b.argmax(-1)));
+
+  // Re-exporting the compressed directory gives the same tensors again.
+  const auto out2 = (temp_root() / ("out2_" + GetParam())).string();
+  model::export_compressed(out, out2, o);
+  auto comp2 = model::load_model(out2, torch::kCPU);
+  expect_same_tensors(comp.model, comp2.model);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, SparseCheckpoint, ::testing::Values("bitmask", "nm"));
+
+// Training, teacher mode and modified weights take the dense path; the kernel path agrees with
+// F::linear for one layer, bias included.
+TEST(SparseLinear, FallsBackToDenseWhenItMust) {
+  const auto src = pruned_fixture("src_fallback", prune::SparsityPattern::unstructured(0.5));
+  const auto out = (temp_root() / "out_fallback").string();
+  model::export_compressed(src, out, {});
+  auto comp = model::load_model(out, torch::kCPU);
+  auto lin = comp.model->vision_block_linears().front().second;  // CLIP q_proj: has a bias
+  ASSERT_TRUE(lin->sparse);
+  ASSERT_TRUE(lin->bias.defined());
+  auto x = torch::randn({4, 7, lin->in_features()});
+  EXPECT_FALSE(lin->uses_sparse_path(x)) << "grad mode is on";
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(lin->uses_sparse_path(x));
+  EXPECT_FALSE(lin->uses_sparse_path(x.to(torch::kFloat64)));
+  auto want = torch::nn::functional::linear(x, lin->weight, lin->bias);
+  auto got = lin->forward(x);
+  EXPECT_EQ(got.sizes(), want.sizes());
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((model::sparse_linear(*lin->sparse, x.narrow(0, 0, 0), lin->bias)).numel(), 1);
+  lin->teacher_mode = true;
+  EXPECT_FALSE(lin->uses_sparse_path(x));
+  lin->teacher_mode = false;
+  lin->weight.mul_(2);  // in-place change: the compressed copy is stale now
+  EXPECT_FALSE(lin->uses_sparse_path(x));
+  EXPECT_LT((lin->forward(x) - torch::nn::functional::linear(x, lin->weight, lin->bias)).abs().max().item<double>(), 1e-6);
+}
+
+TEST(SparseCheckpoint, NmExportOfUnstructuredModelNamesTheLayer) {
+  const auto src = pruned_fixture("src_unstructured", prune::SparsityPattern::unstructured(0.7));
+  const auto out = (temp_root() / "out_bad_nm").string();
+  model::ExportOptions o;
+  o.format = model::SparseFormat::NM;
+  try {
+    model::export_compressed(src, out, o);
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("vision_tower.vision_model.encoder.layers.0.self_attn"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("2:4"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+}
+
+TEST(SparseCheckpoint, DenseModelHasNothingToExport) {
+  const auto dir = temp_root() / "dense_copy";
+  fs::create_directories(dir);
+  for (auto& e : fs::directory_iterator(kFixture)) fs::copy_file(e.path(), dir / e.path().filename());
+  write_file_atomic((dir / "tokenizer.json").string(), "{}\n");
+  try {
+    model::export_compressed(dir.string(), (temp_root() / "out_dense").string(), {});
+    FAIL() << "expected std::runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no pruned layers"), std::string::npos) << e.what();
+  }
+}
+
+// Hand-made bad compressed directories: each error names the file or layer.
+TEST(SparseCheckpoint, BadCompressedDirectoriesGiveClearErrors) {
+  const auto src = pruned_fixture("src_bad", prune::SparsityPattern::unstructured(0.7));
+  const auto good = (temp_root() / "good").string();
+  model::export_compressed(src, good, {});
+  auto copy = [&](const std::string& name) {
+    const auto d = temp_root() / name;
+    fs::remove_all(d);
+    fs::copy(good, d, fs::copy_options::recursive);
+    return d.string();
+  };
+  auto edit_config = [](const std::string& dir, const std::function<void(nlohmann::json&)>& f) {
+    auto j = nlohmann::json::parse(read_file(dir + "/config.json"));
+    f(j);
+    write_file_atomic(dir + "/config.json", j.dump(2));
+  };
+  const std::string first = "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj";
+
+  auto d = copy("bad_target");
+  edit_config(d, [](nlohmann::json& j) { j["quantization_config"]["sparsity_config"]["targets"].push_back("no.such.layer"); });
+  EXPECT_NE(load_error(d).find("no.such.layer"), std::string::npos) << load_error(d);
+
+  // A compressed layer config.json does not list: its dense weight is missing (checked first).
+  d = copy("unlisted");
+  std::string dropped;
+  edit_config(d, [&](nlohmann::json& j) {
+    auto& t = j["quantization_config"]["sparsity_config"]["targets"];
+    dropped = t.front().get<std::string>();
+    t.erase(t.begin());
+  });
+  EXPECT_NE(load_error(d).find("missing tensors: " + dropped + ".weight"), std::string::npos) << load_error(d);
+
+  d = copy("bad_format");
+  edit_config(d, [](nlohmann::json& j) { j["quantization_config"]["sparsity_config"]["format"] = "sparse-rle"; });
+  EXPECT_NE(load_error(d).find("sparse-rle"), std::string::npos) << load_error(d);
+
+  d = copy("quantized");
+  edit_config(d, [](nlohmann::json& j) { j["quantization_config"]["config_groups"] = {{"group_0", {{"targets", {"Linear"}}}}}; });
+  EXPECT_NE(load_error(d).find("config_groups"), std::string::npos) << load_error(d);
+
+  // A corrupt bitmask: one extra bit set in the first layer's first row (popcount != values).
+  d = copy("bad_bitmask");
+  {
+    std::map<std::string, std::pair<io::TensorInfo, std::vector<uint8_t>>> m;
+    {
+      auto f = io::SafetensorsFile::open(d + "/model.safetensors");
+      for (auto& info : f.tensors()) m[info.name] = {info, std::vector<uint8_t>(f.data(info), f.data(info) + info.nbytes())};
+    }
+    auto& bm = m[first + ".bitmask"].second;
+    int bit = 0;
+    while (bm[0] & (1u << bit)) ++bit;
+    ASSERT_LT(bit, 8);
+    bm[0] |= static_cast<uint8_t>(1u << bit);
+    std::vector<io::TensorView> views;
+    for (auto& [k, v] : m) views.push_back({k, v.first.dtype, v.first.shape, v.second.data()});
+    io::write_safetensors(d + "/model.safetensors", views);
+  }
+  const auto err = load_error(d);
+  EXPECT_NE(err.find(first), std::string::npos) << err;
+
+  d = copy("missing_part");
+  {
+    std::map<std::string, std::pair<io::TensorInfo, std::vector<uint8_t>>> m;
+    {
+      auto f = io::SafetensorsFile::open(d + "/model.safetensors");
+      for (auto& info : f.tensors())
+        if (info.name != first + ".row_offsets")
+          m[info.name] = {info, std::vector<uint8_t>(f.data(info), f.data(info) + info.nbytes())};
+    }
+    std::vector<io::TensorView> views;
+    for (auto& [k, v] : m) views.push_back({k, v.first.dtype, v.first.shape, v.second.data()});
+    io::write_safetensors(d + "/model.safetensors", views);
+  }
+  EXPECT_NE(load_error(d).find(first + ".row_offsets"), std::string::npos) << load_error(d);
+}

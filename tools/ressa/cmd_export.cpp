@@ -1,0 +1,92 @@
+// `ressa export`: writes a compressed copy of a (pruned) model directory: pruned Linear weights in
+// the compressed-tensors sparse_bitmask / sparse_24_bitmask layouts, everything else dense
+// (model::export_compressed; formats in docs/kernels.md). `ressa eval` runs such a directory
+// through the sparse kernels.
+#include <cstdio>
+#include <iostream>
+
+#include "common.h"
+#include "ressa/core/atomic_file.h"
+#include "ressa/model/checkpoint.h"
+#include "ressa/prune/pattern.h"
+
+#include <filesystem>
+
+namespace ressa::cli {
+
+void register_export(CLI::App& app) {
+  struct Flags {
+    std::string model, format, out, pattern, json_path;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* cmd = app.add_subcommand("export", "write a compressed sparse checkpoint (bitmask or N:M) of a pruned model");
+  cmd->add_option("--model", f->model, "pruned model directory")->required();
+  cmd->add_option("--format", f->format, "bitmask (any sparsity) or nm (N:M; every pruned layer must be N:M)")
+      ->required()
+      ->check(CLI::IsMember({"bitmask", "nm"}));
+  cmd->add_option("--pattern", f->pattern,
+                  "N:M for --format nm (N zeros in every M weights; default: the model's prune.json pattern, else 2:4)");
+  cmd->add_option("--out", f->out, "compressed model directory to write")->required();
+  cmd->add_option("--json", f->json_path, "write the results as one JSON object to this path");
+  cmd->callback([f] {
+    model::ExportOptions o;
+    o.format = model::parse_sparse_format(f->format);
+    std::string pattern = f->pattern;
+    if (!pattern.empty() && o.format != model::SparseFormat::NM)
+      throw std::invalid_argument("[export] --pattern applies to --format nm only (got --format " + f->format + ")");
+    if (o.format == model::SparseFormat::NM) {
+      if (pattern.empty()) {
+        // The pattern the model was pruned with, when prune.json names one N:M pattern.
+        const auto rec_path = std::filesystem::path(f->model) / "prune.json";
+        if (std::filesystem::exists(rec_path)) {
+          try {
+            auto rec = nlohmann::json::parse(read_file(rec_path.string()));
+            if (rec.contains("pattern") && rec["pattern"].is_string() &&
+                rec["pattern"].get<std::string>().find(':') != std::string::npos)
+              pattern = rec["pattern"];
+          } catch (const nlohmann::json::exception& e) {
+            throw std::runtime_error("[export] " + rec_path.string() + ": not valid JSON: " + e.what());
+          }
+        }
+        if (pattern.empty()) pattern = "2:4";
+      }
+      prune::SparsityPattern p;
+      try {
+        p = prune::SparsityPattern::parse(pattern);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("[export] --pattern: ") + e.what());
+      }
+      if (!p.is_nm()) throw std::invalid_argument("[export] --pattern expects N:M (e.g. 2:4), got '" + pattern + "'");
+      o.n = p.n;
+      o.m = p.m;
+    }
+    auto rep = model::export_compressed(f->model, f->out, o);
+    const double ratio = rep.dense_tensor_bytes ? double(rep.file_bytes) / double(rep.dense_tensor_bytes) : 0.0;
+    const double layer_ratio =
+        rep.compressed_dense_bytes ? double(rep.compressed_bytes) / double(rep.compressed_dense_bytes) : 0.0;
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "exported %s (%s%s): %zu Linear layers compressed, %zu dense; model.safetensors %.2f MB = %.1f%% of "
+                  "dense F32 (%.2f MB); compressed layers %.1f%% of their dense size",
+                  f->out.c_str(), f->format.c_str(),
+                  o.format == model::SparseFormat::NM ? (" " + std::to_string(o.n) + ":" + std::to_string(o.m)).c_str() : "",
+                  rep.compressed.size(), rep.dense.size(), rep.file_bytes / 1e6, 100 * ratio, rep.dense_tensor_bytes / 1e6,
+                  100 * layer_ratio);
+    std::cout << line << "\n";
+    nlohmann::json j = {{"out", f->out},
+                        {"format", f->format},
+                        {"compressed_layers", rep.compressed},
+                        {"dense_layers", rep.dense},
+                        {"file_bytes", rep.file_bytes},
+                        {"dense_tensor_bytes", rep.dense_tensor_bytes},
+                        {"size_ratio", ratio},
+                        {"compressed_bytes", rep.compressed_bytes},
+                        {"compressed_dense_bytes", rep.compressed_dense_bytes},
+                        {"compressed_layer_ratio", layer_ratio},
+                        {"global_sparsity", rep.global_sparsity}};
+    if (o.format == model::SparseFormat::NM) j["pattern"] = std::to_string(o.n) + ":" + std::to_string(o.m);
+    write_json(f->json_path, j);
+  });
+}
+
+}  // namespace ressa::cli
