@@ -6,24 +6,12 @@
 #include "ressa/eval/vqa_eval.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/model/checkpoint.h"
-#include "ressa/prune/pattern.h"
 #include "ressa/sparse/kernels.h"
 
 #include <filesystem>
 
 namespace ressa::cli {
 
-// (N, M) of an "N:M" pattern (prune::SparsityPattern's rules); std::invalid_argument naming --pattern.
-static std::pair<int, int> parse_nm_flag(const std::string& text) {
-  prune::SparsityPattern p;
-  try {
-    p = prune::SparsityPattern::parse(text);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("[inspect] --pattern: ") + e.what());
-  }
-  if (!p.is_nm()) throw std::invalid_argument("[inspect] --pattern expects N:M (e.g. 2:4), got '" + text + "'");
-  return {p.n, p.m};
-}
 
 nlohmann::json sparsity_json(const eval::SparsityReport& r) {
   return {{"vision", r.vision}, {"language", r.language}, {"overall", r.overall}, {"model", r.model}};
@@ -117,7 +105,7 @@ void register_inspect(CLI::App& app) {
     check_json_flag(f->c, {{"--model", f->model}});
     int n = 0, m = 0;
     if (!f->pattern.empty()) {  // a bad --pattern is a usage error, found before the model loads
-      const auto [pn, pm] = parse_nm_flag(f->pattern);
+      const auto [pn, pm] = parse_nm_flag("inspect", f->pattern);
       n = pn, m = pm;
     }
     auto rt = setup(f->c);
@@ -135,7 +123,7 @@ void register_inspect(CLI::App& app) {
     }
     if (f->pattern.empty() && pattern.find(':') != std::string::npos) {
       try {
-        const auto [pn, pm] = parse_nm_flag(pattern);
+        const auto [pn, pm] = parse_nm_flag("inspect", pattern);
         n = pn, m = pm;
       } catch (const std::invalid_argument& e) {  // the record is a file: exit 1
         throw std::runtime_error("[inspect] " + record + ": bad \"pattern\": " + e.what());

@@ -8,7 +8,6 @@
 #include "common.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/model/checkpoint.h"
-#include "ressa/prune/pattern.h"
 
 #include <filesystem>
 
@@ -50,15 +49,9 @@ void register_export(CLI::App& app) {
         }
         if (pattern.empty()) pattern = "2:4";
       }
-      prune::SparsityPattern p;
-      try {
-        p = prune::SparsityPattern::parse(pattern);
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(std::string("[export] --pattern: ") + e.what());
-      }
-      if (!p.is_nm()) throw std::invalid_argument("[export] --pattern expects N:M (e.g. 2:4), got '" + pattern + "'");
-      o.n = p.n;
-      o.m = p.m;
+      const auto [n, m] = parse_nm_flag("export", pattern);
+      o.n = n;
+      o.m = m;
     }
     auto rep = model::export_compressed(f->model, f->out, o);
     const double ratio = rep.dense_tensor_bytes ? double(rep.file_bytes) / double(rep.dense_tensor_bytes) : 0.0;

@@ -42,6 +42,9 @@ void check_json_flag(const ComputeFlags& f, const std::vector<std::pair<std::str
 void require_dir(const std::string& flag, const std::string& path, const char* what);
 // Writes `j` to path atomically (no-op for an empty path).
 void write_json(const std::string& path, const nlohmann::json& j);
+// (N, M) of an "N:M" --pattern value (prune::SparsityPattern's rules); std::invalid_argument
+// "[<command>] --pattern ..." otherwise.
+std::pair<int, int> parse_nm_flag(const std::string& command, const std::string& text);
 // Prints an informational line to stderr.
 void info(const std::string& line);
 

@@ -11,6 +11,7 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
 #include "ressa/core/runtime.h"
+#include "ressa/prune/pattern.h"
 
 namespace ressa::cli {
 
@@ -77,6 +78,17 @@ void require_dir(const std::string& flag, const std::string& path, const char* w
 void write_json(const std::string& path, const nlohmann::json& j) {
   if (path.empty()) return;
   write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::pair<int, int> parse_nm_flag(const std::string& command, const std::string& text) {
+  prune::SparsityPattern p;
+  try {
+    p = prune::SparsityPattern::parse(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("[" + command + "] --pattern: " + e.what());
+  }
+  if (!p.is_nm()) throw std::invalid_argument("[" + command + "] --pattern expects N:M (e.g. 2:4), got '" + text + "'");
+  return {p.n, p.m};
 }
 
 void info(const std::string& line) { std::cerr << line << "\n"; }
