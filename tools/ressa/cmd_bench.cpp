@@ -85,6 +85,7 @@ void register_bench(CLI::App& app) {
       throw std::invalid_argument("[bench gemv] --cols " + std::to_string(f->cols) + " is not a multiple of M=" +
                                   std::to_string(pat.m));
     if (f->c.device != "cpu") throw std::invalid_argument("[bench gemv] --device: the sparse kernels are CPU-only");
+    f->c.blas_as_threads = true;  // the dense baseline is OpenBLAS at --threads
     auto rt = setup(f->c);
     const int64_t R = f->rows, C = f->cols, B = f->batch;
 

@@ -22,6 +22,7 @@ struct ComputeFlags {
   int world_size = -1, rank = -1, local_rank = -1, master_port = -1;
   std::string master_addr;
   double dist_timeout = 60;
+  bool blas_as_threads = false;  // OpenBLAS pool = --threads (bench of one GEMM at a time); else 1
 };
 
 // Adds --threads and --device (and --json when with_json) to a subcommand.

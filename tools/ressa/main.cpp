@@ -39,6 +39,7 @@ model::Runtime setup(const ComputeFlags& f) {
   model::RuntimeOptions ro;
   ro.device = f.device;
   ro.threads = f.threads;
+  ro.blas_threads = f.blas_as_threads ? -1 : 0;
   if (f.data_parallel) {
     ro.dist = dist::DistOptions::from_env();
     if (f.world_size > 0) ro.dist.world_size = f.world_size;

@@ -29,11 +29,9 @@ Runtime setup_runtime(const RuntimeOptions& opts) {
   // Processes sharing a node share its cores, so the default does not oversubscribe them.
   rt.threads = opts.threads > 0 ? opts.threads : std::max(1, hardware_threads() / std::max(1, opts.dist.local_world_size));
   torch::set_num_threads(rt.threads);
-  // OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so set its pool through its API.
-  // torch calls one sgemm at a time for a Linear, so OpenBLAS may use all cores there; inside
-  // torch's own parallel regions (batched matmul) that would oversubscribe, which is why the
-  // count is a measured choice (docs/benchmarks.md), overridable with RESSA_BLAS_THREADS.
-  int blas_threads = rt.threads;
+  // OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so set its pool through its API
+  // (the policy is explained at RuntimeOptions::blas_threads).
+  int blas_threads = opts.blas_threads < 0 ? rt.threads : opts.blas_threads > 0 ? opts.blas_threads : 1;
   if (const char* env = std::getenv("RESSA_BLAS_THREADS")) blas_threads = std::max(1, std::atoi(env));
   if (auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(blas_threads);
   rt.blas_threads = blas_threads;
