@@ -200,6 +200,7 @@ TEST(DataShapes, BalancedAndNotAnswerableFromQuestionText) {
   ShapesOptions opt;
   opt.train = 3500, opt.val = 0, opt.test = 3500, opt.seed = 1;
   opt.train_captions = false;  // the describe examples are checked in TrainCaptions
+  opt.train_questions = 0;     // the extra questions are checked in ExtraTrainQuestions
   generate_shapes(d.str(), opt);
   auto train = read_split(d.str(), "train"), test = read_split(d.str(), "test");
   ASSERT_EQ(train.size(), 3500u);
@@ -257,6 +258,7 @@ TEST(DataShapes, TrainCaptions) {
   TempDir d;
   ShapesOptions opt;
   opt.train = 40, opt.val = 10, opt.test = 10, opt.seed = 3;
+  opt.train_questions = 0;
   generate_shapes(d.str(), opt);
   auto train = read_split(d.str(), "train");
   ASSERT_EQ(train.size(), 80u);  // 40 VQA examples, then one describe example per training image
@@ -290,4 +292,59 @@ TEST(DataShapes, TrainCaptions) {
       std::istringstream ws(e.answer + " " + e.question);
       for (std::string w; ws >> w;) EXPECT_TRUE(std::binary_search(vocab.begin(), vocab.end(), w)) << w;
     }
+}
+
+TEST(DataShapes, SceneQuestionsAreAnsweredByTheScene) {
+  std::map<std::string, std::set<std::string>> answers_seen;
+  int asked = 0;
+  for (uint64_t seed = 0; seed < 700; ++seed) {
+    const int f = int(seed % 7);
+    const int a = int(seed / 7 % shapes_answers(shapes_families()[f]).size());
+    const ShapesScene sc = make_shapes_scene(seed, f, a, 64);
+    const auto qs = scene_questions(sc, 64, seed * 31 + 1, 6);
+    const auto again = scene_questions(sc, 64, seed * 31 + 1, 6);  // deterministic
+    ASSERT_EQ(qs.size(), again.size());
+    EXPECT_LE(scene_questions(sc, 64, seed * 31 + 1, 2).size(), 2u);
+    std::set<std::string> fams;
+    for (size_t i = 0; i < qs.size(); ++i) {
+      EXPECT_EQ(qs[i].question, again[i].question);
+      EXPECT_NE(qs[i].family, sc.family);
+      EXPECT_TRUE(fams.insert(qs[i].family).second) << "family asked twice: " << qs[i].family;
+      ShapesScene check = sc;  // the same objects, asked the new question
+      check.family = qs[i].family, check.question = qs[i].question;
+      EXPECT_EQ(answer_from_scene(check, 64), qs[i].answer) << qs[i].question;
+      answers_seen[qs[i].family].insert(qs[i].answer);
+      ++asked;
+    }
+  }
+  // Every family is asked, with every yes/no, size, position, shape and colour answer.
+  EXPECT_EQ(answers_seen.size(), 7u);
+  for (const char* fam : {"exist", "relation", "size", "position", "shape", "color"})
+    EXPECT_EQ(answers_seen[fam].size(), shapes_answers(fam).size()) << fam;
+  EXPECT_GT(asked, 700 * 4);  // most scenes support most families
+}
+
+TEST(DataShapes, ExtraTrainQuestions) {
+  TempDir d;
+  ShapesOptions opt;
+  opt.train = 30, opt.val = 10, opt.test = 10, opt.seed = 5, opt.train_questions = 3;
+  opt.train_captions = false;
+  generate_shapes(d.str(), opt);
+  const auto train = read_split(d.str(), "train");
+  ASSERT_GT(train.size(), 30u + 30u * 2);
+  ASSERT_LE(train.size(), 30u + 30u * 3);
+  std::map<std::string, std::vector<const VqaExample*>> by_image;
+  for (size_t i = 30; i < train.size(); ++i) by_image[train[i].image].push_back(&train[i]);
+  for (int i = 0; i < 30; ++i) {
+    const auto& extra = by_image[train[i].image];
+    EXPECT_GE(extra.size(), 2u);
+    EXPECT_LE(extra.size(), 3u);
+    for (size_t j = 0; j < extra.size(); ++j) {
+      EXPECT_EQ(extra[j]->id, train[i].id + "_q" + std::to_string(j + 1));
+      EXPECT_NE(extra[j]->family, train[i].family);
+    }
+  }
+  for (const char* split : {"val", "test"}) EXPECT_EQ(read_split(d.str(), split).size(), 10u) << split;
+  opt.train_questions = 7;
+  EXPECT_THROW(generate_shapes(d.str() + "x", opt), std::invalid_argument);
 }

@@ -25,6 +25,9 @@ void register_data(CLI::App& app) {
   cmd->add_option("--train", f->shapes.train, "training examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--val", f->shapes.val, "validation examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--test", f->shapes.test, "test examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--train-questions", f->shapes.train_questions,
+                  "shapes: extra questions per training image (other families, answers from the scene)")
+      ->check(CLI::Range(0, 6))->capture_default_str();
   cmd->add_option("--image-size", f->shapes.image_size, "image side in pixels")->check(CLI::Range(32, 1024));
   cmd->add_option("--threads", f->shapes.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([f] {

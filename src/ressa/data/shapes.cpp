@@ -325,6 +325,105 @@ ShapesScene make_shapes_scene(uint64_t seed, int family, int answer, int image_s
        " image (seed ", seed, ")");
 }
 
+std::vector<ShapesScene> scene_questions(const ShapesScene& scene, int image_size, uint64_t seed, int k) {
+  RESSA_CHECK_ARG(k >= 0, "[scene_questions] k must be >= 0, got ", k);
+  const Geometry g = geometry(image_size);
+  const auto& objs = scene.objects;
+  Rng rng(seed);
+  auto pick = [&](const std::vector<int>& v) { return v[size_t(rng.uniform(0, int(v.size()) - 1))]; };
+  // Objects whose "<colour> <shape>" name is unique in the scene.
+  std::vector<int> named;
+  for (int i = 0; i < int(objs.size()); ++i) {
+    int same = 0;
+    for (const auto& o : objs) same += o.shape == objs[i].shape && o.color == objs[i].color;
+    if (same == 1) named.push_back(i);
+  }
+  std::vector<int> fams;
+  for (int f = 0; f < kNumFamilies; ++f)
+    if (shapes_families()[f] != scene.family) fams.push_back(f);
+  for (int i = int(fams.size()) - 1; i > 0; --i) std::swap(fams[i], fams[rng.uniform(0, i)]);
+  std::vector<ShapesScene> out;
+  for (int f : fams) {
+    if (int(out.size()) >= k) break;
+    ShapesScene q;
+    q.family = shapes_families()[f];
+    switch (f) {
+      case kColor:
+      case kShape: {  // "the <shape>" / "the <colour> object" must be unique
+        std::vector<int> unique;
+        for (int i = 0; i < int(objs.size()); ++i) {
+          int n = 0;
+          for (const auto& o : objs) n += f == kColor ? o.shape == objs[i].shape : o.color == objs[i].color;
+          if (n == 1) unique.push_back(i);
+        }
+        if (unique.empty()) continue;
+        const ShapesObject& o = objs[pick(unique)];
+        q.question = f == kColor ? std::string("what color is the ") + kShapesShapeNames[o.shape] + " ?"
+                                 : std::string("what shape is the ") + kShapesColorNames[o.color] + " object ?";
+        q.answer = f == kColor ? kShapesColorNames[o.color] : kShapesShapeNames[o.shape];
+        break;
+      }
+      case kCount: {
+        const int s = rng.uniform(0, kShapesNumShapes - 1);
+        int n = 0;
+        for (const auto& o : objs) n += o.shape == s;
+        q.question = std::string("how many ") + kPlural[s] + " are there ?";
+        q.answer = shapes_answers(q.family)[n];
+        break;
+      }
+      case kExist: {
+        ShapesObject t;
+        const bool yes = rng.coin();
+        if (yes) {
+          t = objs[size_t(rng.uniform(0, int(objs.size()) - 1))];
+        } else {  // a partial match of a present object (its colour or its shape changed)
+          bool found = false;
+          for (int tries = 0; tries < 50 && !found; ++tries) {
+            t = objs[size_t(rng.uniform(0, int(objs.size()) - 1))];
+            if (rng.coin()) t.color = rng.uniform_except(0, kShapesNumColors - 1, t.color);
+            else t.shape = rng.uniform_except(0, kShapesNumShapes - 1, t.shape);
+            found = std::none_of(objs.begin(), objs.end(),
+                                 [&](const ShapesObject& o) { return o.shape == t.shape && o.color == t.color; });
+          }
+          if (!found) continue;
+        }
+        q.question = "is there a " + name(t) + " ?";
+        q.answer = yes ? "yes" : "no";
+        break;
+      }
+      case kPosition: {
+        std::vector<int> clear;
+        for (int i : named)
+          if (nearest_edge(objs[i], image_size, g.edge_margin) >= 0) clear.push_back(i);
+        if (clear.empty()) continue;
+        const ShapesObject& o = objs[pick(clear)];
+        q.question = "where is the " + name(o) + " ?";
+        q.answer = shapes_answers(q.family)[nearest_edge(o, image_size, g.edge_margin)];
+        break;
+      }
+      case kSize: {
+        if (named.empty()) continue;
+        const ShapesObject& o = objs[pick(named)];
+        q.question = "is the " + name(o) + " small or large ?";
+        q.answer = o.large ? "large" : "small";
+        break;
+      }
+      default: {  // relation: two named objects whose centres differ in x by the margin
+        std::vector<std::pair<int, int>> pairs;
+        for (int a : named)
+          for (int b : named)
+            if (a != b && std::abs(objs[a].cx - objs[b].cx) >= g.rel_margin) pairs.push_back({a, b});
+        if (pairs.empty()) continue;
+        const auto [a, b] = pairs[size_t(rng.uniform(0, int(pairs.size()) - 1))];
+        q.question = "is the " + name(objs[a]) + " left of the " + name(objs[b]) + " ?";
+        q.answer = objs[a].cx < objs[b].cx ? "yes" : "no";
+      }
+    }
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
 Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
   RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_shapes] image_size ", image_size,
                   " outside 32..1024");
@@ -369,6 +468,8 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
   RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024, "[generate_shapes] image_size ",
                   opt.image_size, " outside 32..1024");
   RESSA_CHECK_ARG(opt.threads >= 0, "[generate_shapes] threads must be >= 0, got ", opt.threads);
+  RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
+                  "[generate_shapes] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(fs::path(out_dir) / "images", ec);
@@ -393,6 +494,8 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
     std::vector<VqaExample> examples(n);
     const bool captions = opt.train_captions && si == 0;
     std::vector<std::string> described(captions ? n : 0);
+    const int n_extra = si == 0 ? opt.train_questions : 0;
+    std::vector<std::vector<ShapesScene>> extra(n_extra > 0 ? n : 0);
     std::atomic<int> next{0};
     std::exception_ptr error;
     std::mutex error_mu;
@@ -411,6 +514,7 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
               encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
               tmp_suffix);
           if (captions) described[i] = describe_shapes_scene(sc);
+          if (n_extra > 0) extra[i] = scene_questions(sc, opt.image_size, splitmix64(s ^ 0x9E57ull), n_extra);
           ex.question = std::move(sc.question);
           ex.answer = std::move(sc.answer);
           ex.family = std::move(sc.family);
@@ -428,7 +532,19 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
     worker();
     for (auto& th : pool) th.join();
     if (error) std::rethrow_exception(error);
-    for (int i = 0; i < static_cast<int>(described.size()); ++i) {  // appended after the VQA examples
+    // Appended after the balanced examples: first the extra questions, then the captions.
+    for (int i = 0; i < static_cast<int>(extra.size()); ++i) {
+      for (size_t j = 0; j < extra[i].size(); ++j) {
+        VqaExample q;
+        q.id = examples[i].id + "_q" + std::to_string(j + 1);
+        q.image = examples[i].image;
+        q.question = std::move(extra[i][j].question);
+        q.answer = std::move(extra[i][j].answer);
+        q.family = std::move(extra[i][j].family);
+        examples.push_back(std::move(q));
+      }
+    }
+    for (int i = 0; i < static_cast<int>(described.size()); ++i) {
       VqaExample c;
       c.id = examples[i].id + "_describe";
       c.image = examples[i].image;

@@ -19,6 +19,12 @@ struct ShapesOptions {
   // left to right, e.g. "small red circle and large blue square"): dense image-grounded
   // supervision, like the caption data of LLaVA's alignment stage. Val and test never have them.
   bool train_captions = true;
+  // Also ask, for every training image, up to this many more questions of other families about
+  // the same scene (answers read off the scene; see scene_questions). With `ressa train`'s
+  // packing (all questions of an image in one sequence, like LLaVA's multi-turn data) each
+  // image then supervises several families at the cost of one vision pass. Val and test keep
+  // one balanced question per image.
+  int train_questions = 3;
 };
 
 // Writes out_dir/{train,val,test}.jsonl and out_dir/images/<split>_<index:06d>.png, creating
@@ -61,6 +67,13 @@ struct ShapesScene {
 std::string describe_shapes_scene(const ShapesScene& scene);
 inline constexpr const char* kShapesDescribeQuestion = "what is there ?";
 inline constexpr const char* kShapesDescribeFamily = "describe";
+
+// Up to `k` questions of families other than scene.family (in an order drawn from `seed`) that
+// the scene answers unambiguously under the same rules as the generator's own questions ("the
+// X" names exactly one object; position and relation keep their margins). Families the scene
+// cannot support (e.g. no shape occurs exactly once) are skipped. Each result holds only
+// family, question and answer.
+std::vector<ShapesScene> scene_questions(const ShapesScene& scene, int image_size, uint64_t seed, int k);
 
 // Builds a scene whose correct answer is shapes_answers(family)[answer], drawing every other
 // choice (referenced attributes, distractors, positions) from `seed`.
