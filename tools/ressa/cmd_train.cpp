@@ -30,6 +30,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--weight-decay", f->o.loop.weight_decay, "AdamW weight decay");
   cmd->add_option("--grad-clip", f->o.loop.grad_clip, "gradient clipping norm (0 = off)");
   cmd->add_option("--eval-every", f->o.loop.eval_every, "validate every N steps (0 = end only)");
+  cmd->add_flag("!--no-pack", f->o.pack, "one question per sequence (default: the questions of an image share one sequence)");
   cmd->add_option("--val-limit", f->o.val_limit, "validation examples used");
   cmd->add_option("--checkpoint-every", f->o.loop.checkpoint_every, "write a resumable checkpoint every N steps");
   cmd->add_flag("--resume", f->o.loop.resume, "continue an interrupted run from <out>.ckpt");
@@ -58,14 +59,16 @@ void register_train(CLI::App& app) {
     }
     char line[256];
     std::snprintf(line, sizeof line,
-                  "trained %s: %lld steps in %.1f s (%.1f samples/s, %.2f GFLOP/s), final loss %.4f, val accuracy %.4f",
+                  "trained %s: %lld steps in %.1f s (%.1f sequences/s, %.1f questions/s, %.2f GFLOP/s), final loss %.4f, "
+                  "val accuracy %.4f",
                   o.out_dir.c_str(), static_cast<long long>(res.loop.steps), res.loop.seconds, res.loop.examples_per_s,
-                  res.gflop_per_s, res.loop.final_loss, res.val_accuracy);
+                  res.questions_per_s, res.gflop_per_s, res.loop.final_loss, res.val_accuracy);
     info(line);
     write_json(f->c.json_path, {{"seconds", res.loop.seconds},
                                 {"final_loss", res.loop.final_loss},
                                 {"steps", res.loop.steps},
                                 {"samples_per_s", res.loop.examples_per_s},
+                                {"questions_per_s", res.questions_per_s},
                                 {"gflop_per_s", res.gflop_per_s},
                                 {"params", res.params},
                                 {"val_accuracy", res.val_accuracy},

@@ -57,8 +57,20 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
     params.push_back(p);
     n_params += p.numel();
   }
+  // Training units: sequences of one or (packed) several examples sharing an image.
+  std::vector<std::vector<int64_t>> units;
+  if (o.pack) {
+    units = pack_by_image(train_set, cfg.text.max_position_embeddings);
+  } else {
+    for (int64_t i = 0; i < train_set.size(); ++i) units.push_back({i});
+  }
+  const int64_t n_units = static_cast<int64_t>(units.size());
+  if (progress)
+    progress("training on " + std::to_string(n_units) + " sequences (" + std::to_string(train_set.size()) +
+                 " questions" + (o.pack ? ", packed by image)" : ")"),
+             false);
   LoopOptions lo = o.loop;
-  if (o.epochs > 0) lo.steps = std::max<int64_t>(1, static_cast<int64_t>(o.epochs * train_set.size() / lo.batch));
+  if (o.epochs > 0) lo.steps = std::max<int64_t>(1, static_cast<int64_t>(o.epochs * n_units / lo.batch));
   lo.seed = o.seed;
   lo.checkpoint_dir = o.out_dir + ".ckpt";
   lo.group = rt.group;
@@ -67,7 +79,9 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   hooks.progress = progress;
   hooks.loss = [&](const std::vector<int64_t>& idx) {
     net->train();
-    auto b = make_train_batch(train_set, idx, cfg, tok, rt.device);
+    uint64_t order_seed = o.seed * 0x9E3779B97F4A7C15ull;  // a pure function of (seed, idx): resumable
+    for (auto i : idx) order_seed = (order_seed ^ static_cast<uint64_t>(i)) * 0x100000001B3ull;
+    auto b = make_packed_batch(train_set, units, idx, order_seed, cfg, tok, rt.device);
     return StepLoss(answer_cross_entropy(net->forward(b.pixels, b.ids, b.attn), b), b.loss_mask.sum().item<double>());
   };
   hooks.validate = [&]() {
@@ -75,7 +89,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
     return eval::evaluate(net, val_set, tok, eo, rt.device).accuracy;
   };
   DenseTrainResult res;
-  res.loop = run_loop(params, train_set.size(), lo, hooks);
+  res.loop = run_loop(params, n_units, lo, hooks);
   if (res.loop.interrupted) return res;
   if (!rt.is_root()) {  // rank 0 writes the model; the others wait for it (dist/group.h)
     rt.group->root_done("writing " + o.out_dir);
@@ -84,9 +98,14 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   res.val_accuracy = res.loop.validation.empty() ? 0 : res.loop.validation.back().second;
   res.params = n_params;
   // Forward+backward ≈ 6 FLOP per parameter per token (attention scores excluded).
-  double tokens = 0;
-  for (int64_t i = 0; i < train_set.size(); ++i) tokens += train_set.prompt[i].size() + train_set.answer[i].size();
-  tokens /= static_cast<double>(train_set.size());
+  double tokens = 0;  // per training sequence
+  const double shared = 1.0 + static_cast<double>(cfg.image_tokens());
+  for (const auto& u : units) {
+    tokens += shared;
+    for (auto i : u) tokens += static_cast<double>(train_set.prompt[i].size() + train_set.answer[i].size()) - shared;
+  }
+  tokens /= static_cast<double>(n_units);
+  res.questions_per_s = res.loop.examples_per_s * static_cast<double>(train_set.size()) / static_cast<double>(n_units);
   res.gflop_per_s = 6.0 * n_params * tokens * res.loop.examples_per_s / 1e9;
 
   const std::string staging = begin_output_dir(o.out_dir);

@@ -16,6 +16,9 @@ struct DenseTrainOptions {
   uint64_t seed = 0;         // model init and data order
   double epochs = 0;         // > 0: steps = epochs * n_train / batch (overrides loop.steps)
   int64_t val_limit = 500;   // validation examples used for periodic accuracy
+  // Pack the questions that share an image into one sequence (vqa_data.h); then a step's
+  // batch counts images (sequences), not questions. Off: one question per sequence.
+  bool pack = true;
   LoopOptions loop;          // steps, batch, lr, schedule, checkpoints (dir set from out_dir)
 };
 
@@ -33,6 +36,7 @@ TrainRecipe preset_recipe(const std::string& preset);
 struct DenseTrainResult {
   LoopResult loop;
   double val_accuracy = 0;
+  double questions_per_s = 0;  // supervised questions per second (samples_per_s counts sequences)
   double gflop_per_s = 0;  // achieved training FLOP rate (6 * params * tokens per second, estimated)
   int64_t params = 0;
 };

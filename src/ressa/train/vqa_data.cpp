@@ -2,6 +2,7 @@
 #include "ressa/train/vqa_data.h"
 
 #include <cctype>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -48,6 +49,7 @@ VqaSet load_vqa_split(const std::string& dir, const std::string& split, const io
   RESSA_CHECK(!set.examples.empty(), "[load_vqa_split] ", where, ": no examples");
   if (limit > 0 && limit < set.size()) set.examples.resize(limit);
   const int64_t n_img_tokens = cfg.image_tokens();
+  set.image_prefix = 1 + n_img_tokens;
   std::unordered_map<std::string, int64_t> image_row;
   std::vector<std::string> image_files;
   auto encode_checked = [&](const data::VqaExample& ex, const std::string& text) {
@@ -144,6 +146,75 @@ Batch make_train_batch(const VqaSet& set, const std::vector<int64_t>& idx, const
   }
   Batch out;
   out.pixels = normalize_pixels(gather_images(set, idx), cfg, blind).to(device);
+  out.ids = ids.to(device);
+  out.attn = attn.to(device);
+  out.loss_mask = lm.to(device);
+  return out;
+}
+
+std::vector<std::vector<int64_t>> pack_by_image(const VqaSet& set, int64_t max_tokens) {
+  const int64_t prefix = set.image_prefix;
+  std::vector<std::vector<int64_t>> units;
+  std::vector<int64_t> open_unit_of;  // image row -> index of its unit still taking examples (-1: none)
+  std::vector<int64_t> open_len;      // tokens of each unit
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const int64_t row = set.image_of[i];
+    if (row >= static_cast<int64_t>(open_unit_of.size())) open_unit_of.resize(row + 1, -1);
+    const int64_t full = static_cast<int64_t>(set.prompt[i].size() + set.answer[i].size());
+    int64_t u = open_unit_of[row];
+    // The image prefix (<s> and the image tokens) is shared: a later turn adds its question
+    // words and answer only.
+    if (u >= 0 && open_len[u] + full - prefix <= max_tokens) {
+      units[u].push_back(i);
+      open_len[u] += full - prefix;
+      continue;
+    }
+    open_unit_of[row] = static_cast<int64_t>(units.size());
+    units.push_back({i});
+    open_len.push_back(full);
+  }
+  return units;
+}
+
+Batch make_packed_batch(const VqaSet& set, const std::vector<std::vector<int64_t>>& units,
+                        const std::vector<int64_t>& unit_idx, uint64_t order_seed, const io::LlavaConfig& cfg,
+                        const io::Tokenizer& tok, const torch::Device& device) {
+  const int64_t B = static_cast<int64_t>(unit_idx.size());
+  const int64_t prefix = set.image_prefix;
+  std::mt19937_64 rng(order_seed);
+  std::vector<std::vector<int64_t>> order(B);
+  int64_t T = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    order[b] = units.at(unit_idx[b]);
+    for (int64_t k = static_cast<int64_t>(order[b].size()) - 1; k > 0; --k)
+      std::swap(order[b][k], order[b][rng() % static_cast<uint64_t>(k + 1)]);
+    int64_t len = prefix;
+    for (auto i : order[b]) len += static_cast<int64_t>(set.prompt[i].size() + set.answer[i].size()) - prefix;
+    T = std::max(T, len);
+  }
+  auto ids = torch::full({B, T}, tok.pad_id(), torch::kInt64);
+  auto attn = torch::zeros({B, T}, torch::kInt64);
+  auto lm = torch::zeros({B, T - 1}, torch::kFloat32);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto attn_a = attn.accessor<int64_t, 2>();
+  auto lm_a = lm.accessor<float, 2>();
+  std::vector<int64_t> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    rows.push_back(set.image_of.at(order[b].front()));
+    int64_t t = 0;
+    for (size_t k = 0; k < order[b].size(); ++k) {
+      const auto& p = set.prompt[order[b][k]];
+      for (size_t j = k == 0 ? 0 : static_cast<size_t>(prefix); j < p.size(); ++j) ids_a[b][t] = p[j], attn_a[b][t++] = 1;
+      for (auto id : set.answer[order[b][k]]) {
+        ids_a[b][t] = id;
+        attn_a[b][t] = 1;
+        lm_a[b][t - 1] = 1.0f;
+        ++t;
+      }
+    }
+  }
+  Batch out;
+  out.pixels = normalize_pixels(set.images.index_select(0, torch::tensor(rows, torch::kInt64)), cfg, false).to(device);
   out.ids = ids.to(device);
   out.attn = attn.to(device);
   out.loss_mask = lm.to(device);

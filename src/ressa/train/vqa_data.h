@@ -22,6 +22,7 @@ struct VqaSet {
   std::vector<std::vector<int64_t>> prompt;    // token ids (with the image tokens expanded)
   std::vector<std::vector<int64_t>> answer;    // answer ids + </s>
   std::vector<data::VqaExample> examples;
+  int64_t image_prefix = 0;                    // tokens every prompt starts with: <s> + image tokens
   int64_t size() const { return static_cast<int64_t>(examples.size()); }
 };
 
@@ -44,6 +45,18 @@ struct Batch {
 // Right-padded prompt+answer sequences for teacher-forced training. `blind` blanks the images.
 Batch make_train_batch(const VqaSet& set, const std::vector<int64_t>& idx, const io::LlavaConfig& cfg,
                        const io::Tokenizer& tok, const torch::Device& device, bool blind = false);
+// Packing (LLaVA-style multi-turn): the examples that share an image form one training
+// sequence, <s> <image> x image_tokens q1 | a1 </s> q2 | a2 </s> ..., so one vision pass
+// supervises every question of the image. A unit is a list of example indices; a group whose
+// packed length would exceed max_tokens is split into several units. Units are in order of
+// first appearance; examples keep file order within a unit.
+std::vector<std::vector<int64_t>> pack_by_image(const VqaSet& set, int64_t max_tokens);
+// Right-padded packed sequences of units[u] for u in unit_idx; the order of the questions in
+// each sequence is shuffled with `order_seed` (so no question is always first). Loss covers
+// every answer and its </s>.
+Batch make_packed_batch(const VqaSet& set, const std::vector<std::vector<int64_t>>& units,
+                        const std::vector<int64_t>& unit_idx, uint64_t order_seed, const io::LlavaConfig& cfg,
+                        const io::Tokenizer& tok, const torch::Device& device);
 // Left-padded prompts for generation (loss_mask undefined).
 Batch make_prompt_batch(const VqaSet& set, const std::vector<int64_t>& idx, const io::LlavaConfig& cfg,
                         const io::Tokenizer& tok, const torch::Device& device, bool blind = false);
