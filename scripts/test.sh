@@ -11,8 +11,5 @@ if [ "${RESSA_SKIP_RELIABILITY:-0}" != 1 ]; then
   echo "== sanitizers (ASan+UBSan, torch-free tests) =="
   bash scripts/sanitize.sh
   echo "== fuzzing (${FUZZ_SECONDS:-20} s per harness) =="
-  # The image harness is left out of CI until a crash it found in stb_image 2.27's progressive
-  # JPEG decoding (stbi__jpeg_huff_decode, index out of bounds; input kept in
-  # tests/fuzz/known_crashes/image/) is fixed; run it by hand: bash scripts/fuzz.sh 60 image
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" config dataset idx safetensors safetensors_index tokenizer
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi

@@ -69,18 +69,25 @@ namespace {
 // library never changes it afterwards.
 const bool kPngFilterNone = (stbi_write_force_png_filter = 0, true);
 
-// stb_image 2.27 (Debian 12) trusts a JPEG DHT segment's 16 code-length counts: when they sum
-// past 256 stbi__build_huffman writes beyond stbi__huffman::size[257] (found by
-// tests/fuzz/fuzz_image; fixed upstream in 2.28). This walks the marker segments the way stb
-// reads them -- segments by their length, other bytes up to the next real marker -- and
-// returns what is wrong with the first DHT table stb would reject too late, or "" when none is.
-std::string jpeg_dht_problem(const std::string& b) {
+// stb_image 2.27 (Debian 12) trusts two things in a JPEG that a corrupt file can break (both
+// found by tests/fuzz/fuzz_image):
+//  - a DHT segment's 16 code-length counts: when they sum past 256, stbi__build_huffman writes
+//    beyond stbi__huffman::size[257] (fixed upstream in 2.28);
+//  - that every Huffman table a scan (SOS) selects was defined by an earlier DHT: an undefined
+//    table is uninitialised memory, and decoding with it reads out of bounds
+//    (stbi__jpeg_huff_decode with a negative symbol index).
+// This walks the marker segments the way stb reads them -- segments by their length, other
+// bytes up to the next real marker -- and returns what is wrong with the first segment stb
+// would trip over, or "" when none is.
+std::string jpeg_table_problem(const std::string& b) {
   auto u8 = [&](size_t i) -> unsigned { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
   size_t i = 0;  // SOI: 0xFF, any 0xFF fill bytes, 0xD8 (stb accepts the fill bytes too)
   if (u8(i) != 0xFF) return "";
   while (u8(i) == 0xFF) ++i;
   if (u8(i) != 0xD8) return "";  // not a JPEG
   ++i;
+  bool defined[2][4] = {};  // [DC=0 / AC=1][table id]
+  bool progressive = false;
   while (i + 1 < b.size()) {
     if (u8(i) != 0xFF) {  // entropy-coded data, or junk stb skips between markers
       ++i;
@@ -97,18 +104,38 @@ std::string jpeg_dht_problem(const std::string& b) {
     }
     if (m == 0xD9) return "";  // EOI
     const size_t len = (u8(i + 2) << 8) | u8(i + 3);
+    if (m == 0xC2) progressive = true;
     if (m == 0xC4) {  // DHT: tables of 1 + 16 + sum(counts) bytes while the length lasts (as stb reads it)
       long left = long(len) - 2;
       size_t pos = i + 4;
       while (left > 0) {
+        const unsigned tc = u8(pos) >> 4, th = u8(pos) & 15;
         unsigned n = 0;
         for (size_t k = 0; k < 16; ++k) n += u8(pos + 1 + k);
         if (n > 256)
           return "JPEG Huffman table (DHT) declares " + std::to_string(n) + " codes, at most 256 are allowed";
+        if (tc > 1 || th > 3) return "";  // stb rejects it itself
+        defined[tc][th] = true;
         pos += 17 + n;
         left -= long(17 + n);
       }
       if (left != 0) return "";  // stb rejects the length mismatch itself
+    }
+    if (m == 0xDA) {  // SOS: Ns, Ns x (component id, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
+      const unsigned ns = u8(i + 4);
+      const size_t tail = i + 5 + 2 * size_t(ns);
+      const unsigned ss = u8(tail), se = u8(tail + 1), ah = u8(tail + 2) >> 4;
+      // Baseline scans decode DC and AC; progressive ones DC (first pass) or AC, not both.
+      const bool dc = progressive ? ss == 0 && ah == 0 : true;
+      const bool ac = progressive ? se > 0 : true;
+      for (unsigned k = 0; k < ns; ++k) {
+        const unsigned td = u8(i + 6 + 2 * size_t(k)) >> 4, ta = u8(i + 6 + 2 * size_t(k)) & 15;
+        if (td > 3 || ta > 3) return "";  // stb rejects it itself
+        if (dc && !defined[0][td])
+          return "JPEG scan uses DC Huffman table " + std::to_string(td) + ", which no DHT segment defined";
+        if (ac && !defined[1][ta])
+          return "JPEG scan uses AC Huffman table " + std::to_string(ta) + ", which no DHT segment defined";
+      }
     }
     i += 2 + len;
   }
@@ -164,7 +191,7 @@ Image decode_image(const std::string& file_bytes, const std::string& path) {
   if (bytes.size() > size_t(INT32_MAX)) fail("[load_image] ", path, ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
-  if (const std::string bad = jpeg_dht_problem(bytes); !bad.empty())
+  if (const std::string bad = jpeg_table_problem(bytes); !bad.empty())
     fail("[load_image] ", path, ": corrupt JPEG: ", bad);
   int w = 0, h = 0, c = 0;
   // Check the header first so a huge declared size is rejected before any allocation.
