@@ -106,6 +106,11 @@ TEST(TrainData, PackedBatchHoldsTheSameTokensAndLoss) {
     EXPECT_EQ(packed.loss_mask[b].sum().item<double>(), static_cast<double>(answer_tokens));
     EXPECT_EQ(single.loss_mask.sum().item<double>(), static_cast<double>(answer_tokens));
   }
+  // A unit's order does not depend on the rest of the batch (data-parallel shards see other
+  // neighbours than one process does).
+  auto alone = train::make_packed_batch(f.set, units, {5}, 77, f.cfg, f.tok, torch::kCPU);
+  const int64_t n5 = alone.attn[0].sum().item<int64_t>();
+  EXPECT_TRUE(torch::equal(alone.ids[0].slice(0, 0, n5), packed.ids[1].slice(0, 0, n5)));
   // The question order depends on the seed (and only on it).
   auto again = train::make_packed_batch(f.set, units, pick, 77, f.cfg, f.tok, torch::kCPU);
   EXPECT_TRUE(torch::equal(again.ids, packed.ids));

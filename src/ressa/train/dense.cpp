@@ -77,10 +77,13 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
 
   LoopHooks hooks;
   hooks.progress = progress;
+  int64_t current_step = 0;
+  hooks.on_step = [&current_step](int64_t step) { current_step = step; };
   hooks.loss = [&](const std::vector<int64_t>& idx) {
     net->train();
-    uint64_t order_seed = o.seed * 0x9E3779B97F4A7C15ull;  // a pure function of (seed, idx): resumable
-    for (auto i : idx) order_seed = (order_seed ^ static_cast<uint64_t>(i)) * 0x100000001B3ull;
+    // Question order: a pure function of (seed, step, unit) -- resumable, and the same however
+    // the batch is sharded over processes.
+    const uint64_t order_seed = (o.seed + 1) * 0xD1B54A32D192ED03ull ^ static_cast<uint64_t>(current_step) * 0x100000001B3ull;
     auto b = make_packed_batch(train_set, units, idx, order_seed, cfg, tok, rt.device);
     return StepLoss(answer_cross_entropy(net->forward(b.pixels, b.ids, b.attn), b), b.loss_mask.sum().item<double>());
   };

@@ -141,6 +141,7 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
     for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optim.zero_grad();
     const auto idx = batch_indices(o.seed, n_examples, o.batch, step);
+    if (hooks.on_step) hooks.on_step(step);
     double lv = 0;
     if (!dp) {
       auto loss = hooks.loss(idx).loss;

@@ -47,6 +47,9 @@ struct LoopHooks {
   // Loss for one batch of example indices (graph attached). Required. With a process group it
   // gets this rank's shard of the step's global batch.
   std::function<StepLoss(const std::vector<int64_t>& idx)> loss;
+  // Called with the 0-based step number before that step's loss (optional): for per-step
+  // randomness that must not depend on how the batch is sharded over processes.
+  std::function<void(int64_t step)> on_step;
   // Validation score (higher is better), called at eval_every and at the end, on rank 0 only. Optional.
   std::function<double()> validate;
   ProgressSink progress;

@@ -181,11 +181,11 @@ Batch make_packed_batch(const VqaSet& set, const std::vector<std::vector<int64_t
                         const io::Tokenizer& tok, const torch::Device& device) {
   const int64_t B = static_cast<int64_t>(unit_idx.size());
   const int64_t prefix = set.image_prefix;
-  std::mt19937_64 rng(order_seed);
   std::vector<std::vector<int64_t>> order(B);
   int64_t T = 0;
   for (int64_t b = 0; b < B; ++b) {
     order[b] = units.at(unit_idx[b]);
+    std::mt19937_64 rng(order_seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(unit_idx[b] + 1)));
     for (int64_t k = static_cast<int64_t>(order[b].size()) - 1; k > 0; --k)
       std::swap(order[b][k], order[b][rng() % static_cast<uint64_t>(k + 1)]);
     int64_t len = prefix;

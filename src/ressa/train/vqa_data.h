@@ -52,8 +52,9 @@ Batch make_train_batch(const VqaSet& set, const std::vector<int64_t>& idx, const
 // first appearance; examples keep file order within a unit.
 std::vector<std::vector<int64_t>> pack_by_image(const VqaSet& set, int64_t max_tokens);
 // Right-padded packed sequences of units[u] for u in unit_idx; the order of the questions in
-// each sequence is shuffled with `order_seed` (so no question is always first). Loss covers
-// every answer and its </s>.
+// each sequence is shuffled by a pure function of (order_seed, u), so no question is always
+// first and a unit's order does not depend on the rest of the batch (or on how a data-parallel
+// job shards it). Loss covers every answer and its </s>.
 Batch make_packed_batch(const VqaSet& set, const std::vector<std::vector<int64_t>>& units,
                         const std::vector<int64_t>& unit_idx, uint64_t order_seed, const io::LlavaConfig& cfg,
                         const io::Tokenizer& tok, const torch::Device& device);
