@@ -155,7 +155,9 @@ bool drop_empty_png_idat(const std::string& b, std::string& out) {
   bool dropped = false;
   std::string kept = b.substr(0, 8);
   size_t pos = 8;
-  while (pos + 12 <= b.size()) {  // chunk: length, type, data, CRC
+  // stb reads a chunk's length and type before anything else, so an empty IDAT whose CRC is
+  // cut off by the end of the file (found by the fuzzer too) is dropped as well.
+  while (pos + 8 <= b.size()) {  // chunk: length, type, data, CRC
     const uint64_t chunk = 12 + uint64_t(be32(pos));
     if (chunk == 12 && b.compare(pos + 4, 4, "IDAT") == 0) {
       dropped = true;
