@@ -4,6 +4,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_HARNESS=60] [HARNESS...]     e.g. scripts/fuzz.sh 30 config idx
 # Harness names: the <name> of tests/fuzz/fuzz_<name>.cpp (default: all of them).
 # FUZZ_RUNS=N stops each harness after N executions instead (SECONDS still caps the time).
+# FUZZ_SEED=N fixes libFuzzer's random seed, so a run from the same corpus explores the same
+# inputs (scripts/test.sh, i.e. CI, uses seed 1: a CI failure is then reproducible and caused by
+# the change under test, not by the draw). Unset: a new random seed per run, for bug hunting.
 # Each run starts from the committed seeds (tests/fuzz/corpus/<name>/) plus what earlier runs in
 # this build dir found (build-fuzz/corpus/<name>/, never committed automatically). A crash, leak,
 # sanitizer report or an input slower than 10 s fails the script (exit 1); the input is saved
@@ -49,6 +52,7 @@ for n in "${NAMES[@]}"; do
   # -timeout: an input running > 10 s is a hang; -rss_limit_mb: a blow-up is a bug too.
   runs_flag=()
   [ -n "${FUZZ_RUNS:-}" ] && runs_flag=(-runs="$FUZZ_RUNS")
+  [ -n "${FUZZ_SEED:-}" ] && runs_flag+=(-seed="$FUZZ_SEED")
   "$BUILD/fuzz_$n" "$work" "tests/fuzz/corpus/$n" -max_total_time="$SECONDS_PER" "${runs_flag[@]}" -timeout=10 \
     -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
