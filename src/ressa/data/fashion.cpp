@@ -3,25 +3,21 @@
 // the scene is built to make the chosen answer true, and everything the question names (the
 // class, cell, direction, count target) is drawn independently of the answer, so the question
 // text alone predicts nothing above chance.
-// Determinism: std::mt19937_64 output is fixed by the standard, std distributions are not, so
-// all sampling goes through Rng below, and rendering (resize included) is integer-only.
+// Determinism: all sampling goes through data/generator.h's Rng, and rendering (resize
+// included) is integer-only.
 #include "ressa/data/fashion.h"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <mutex>
-#include <random>
-#include <thread>
 
 #include "ressa/core/error.h"
 #include "ressa/data/dataset.h"
+#include "ressa/data/generator.h"
 
 namespace ressa::data {
 
@@ -56,54 +52,6 @@ int neighbour(int cell, int dir) {
   }
 }
 
-// The same splitmix64 / Rng / Noise helpers as shapes.cpp (kept private to each generator so
-// that changing one can never change the other's output).
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : g_(seed) {}
-  uint64_t bits() { return g_(); }
-  // Uniform integer in [lo, hi] (unbiased: rejects the top partial block of 2^64).
-  int uniform(int lo, int hi) {
-    const uint64_t range = uint64_t(int64_t(hi) - lo) + 1;
-    const uint64_t rem = (UINT64_MAX % range + 1) % range;  // 2^64 mod range
-    uint64_t x = g_();
-    while (rem != 0 && x >= 0 - rem) x = g_();
-    return int(lo + int64_t(x % range));
-  }
-  // Uniform in [lo, hi] excluding `skip` (which must lie in the range).
-  int uniform_except(int lo, int hi, int skip) {
-    int v = uniform(lo, hi - 1);
-    return v >= skip ? v + 1 : v;
-  }
-
- private:
-  std::mt19937_64 g_;
-};
-
-// Cheap noise: eight bytes per 64-bit draw, each mapped to [-k, k].
-class Noise {
- public:
-  explicit Noise(Rng& rng) : rng_(rng) {}
-  int operator()(int k) {
-    if (left_ == 0) bits_ = rng_.bits(), left_ = 8;
-    int b = int(bits_ & 0xFF);
-    bits_ >>= 8, --left_;
-    return b % (2 * k + 1) - k;
-  }
-
- private:
-  Rng& rng_;
-  uint64_t bits_ = 0;
-  int left_ = 0;
-};
-
 // Integer bilinear resize of one grayscale (rows, cols) photo to (s, s), half-pixel centres
 // (align_corners = false), edges clamped, rounded to nearest. Returns (s, s) row-major.
 std::vector<uint8_t> resize_gray(const uint8_t* src, int rows, int cols, int s) {
@@ -133,24 +81,6 @@ std::vector<uint8_t> resize_gray(const uint8_t* src, int rows, int cols, int s) 
       out[size_t(y) * s + x] = uint8_t((top * (d - a.w1) + bot * a.w1 + dd / 2) / dd);
     }
   return out;
-}
-
-// Temp file + rename without fsync (see shapes.cpp: the JSONL files, written last with
-// fsync, are what make a split visible).
-void write_image_file(const std::string& path, const std::string& bytes,
-                      const std::string& tmp_suffix) {
-  const std::string tmp = path + tmp_suffix;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), std::streamsize(bytes.size()));
-    if (!f.flush()) fail("[generate_fashion] ", path, ": cannot write image");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("[generate_fashion] ", path, ": cannot rename temp file: ", ec.message());
-  }
 }
 
 // Index pool of one split: by_class restricted to photos whose index satisfies `keep`.
@@ -391,20 +321,13 @@ Image render_fashion(const FashionScene& scene, const IdxImages& images, int ima
 }
 
 void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
-  RESSA_CHECK_ARG(opt.train >= 0 && opt.val >= 0 && opt.test >= 0,
-                  "[generate_fashion] split sizes must be >= 0, got train=", opt.train,
-                  " val=", opt.val, " test=", opt.test);
-  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024, "[generate_fashion] image_size ",
-                  opt.image_size, " outside 32..1024");
-  RESSA_CHECK_ARG(opt.threads >= 0, "[generate_fashion] threads must be >= 0, got ", opt.threads);
+  check_split_options("generate_fashion", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
   namespace fs = std::filesystem;
   // Load the photos first: a missing package fails before anything is written.
   FashionPhotos train_photos, test_photos;
   if (opt.train > 0) train_photos = load_fashion_mnist(opt.source_dir, true);
   if (opt.val > 0 || opt.test > 0) test_photos = load_fashion_mnist(opt.source_dir, false);
-  std::error_code ec;
-  fs::create_directories(fs::path(out_dir) / "images", ec);
-  if (ec) fail("[generate_fashion] ", out_dir, ": cannot create directory: ", ec.message());
+  create_image_dir("generate_fashion", out_dir);
 
   const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
   const char* splits[3] = {"train", "val", "test"};
@@ -427,53 +350,27 @@ void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
                   kFashionClassNames[c]);
 
     const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0xFA5410Full * (si + 1)));
-    // Exact balance: example i gets family i % 6 and that family's answers in turn.
-    std::vector<std::pair<int, int>> tasks(n);
-    for (int i = 0; i < n; ++i) {
-      const int f = i % kNumFamilies;
-      tasks[i] = {f, (i / kNumFamilies) % int(fashion_answers(fashion_families()[f]).size())};
-    }
-    Rng shuffle_rng(split_seed);
-    for (int i = n - 1; i > 0; --i) std::swap(tasks[i], tasks[shuffle_rng.uniform(0, i)]);
+    std::vector<int> answers;
+    for (const std::string& f : fashion_families()) answers.push_back(int(fashion_answers(f).size()));
+    const std::vector<std::pair<int, int>> tasks = balanced_tasks(n, answers, split_seed);
 
     // Each example depends only on (split_seed, index), so threads never change the output.
     std::vector<VqaExample> examples(n);
-    std::atomic<int> next{0};
-    std::exception_ptr error;
-    std::mutex error_mu;
-    auto worker = [&] {
-      try {
-        for (int i = next++; i < n; i = next++) {
-          const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
-          FashionScene sc =
-              make_fashion_scene(s, tasks[i].first, tasks[i].second, opt.image_size, by_class);
-          char stem[64];
-          std::snprintf(stem, sizeof stem, "%s_%06d", splits[si], i);
-          VqaExample& ex = examples[i];
-          ex.id = stem;
-          ex.image = std::string("images/") + stem + ".png";
-          write_image_file(
-              (fs::path(out_dir) / ex.image).string(),
-              encode_png(render_fashion(sc, photos.images, opt.image_size, splitmix64(s ^ 0xC0105ull))),
-              tmp_suffix);
-          for (const FashionItem& it : sc.items) ex.sources.push_back(source + std::to_string(it.photo));
-          ex.question = std::move(sc.question);
-          ex.answer = std::move(sc.answer);
-          ex.family = std::move(sc.family);
-        }
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (!error) error = std::current_exception();
-        next = n;  // stop the other workers early
-      }
-    };
-    int threads = opt.threads > 0 ? opt.threads : int(std::thread::hardware_concurrency());
-    threads = std::clamp(threads, 1, std::max(1, n));
-    std::vector<std::thread> pool_threads;
-    for (int t = 1; t < threads; ++t) pool_threads.emplace_back(worker);
-    worker();
-    for (auto& th : pool_threads) th.join();
-    if (error) std::rethrow_exception(error);
+    parallel_for(n, opt.threads, [&](int i) {
+      const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
+      FashionScene sc =
+          make_fashion_scene(s, tasks[i].first, tasks[i].second, opt.image_size, by_class);
+      const std::string stem = example_stem(splits[si], i);
+      VqaExample& ex = examples[i];
+      ex.id = stem;
+      ex.image = std::string("images/") + stem + ".png";
+      const std::string png = encode_png(render_fashion(sc, photos.images, opt.image_size, splitmix64(s ^ 0xC0105ull)));
+      write_image_file("generate_fashion", (fs::path(out_dir) / ex.image).string(), png, tmp_suffix);
+      for (const FashionItem& it : sc.items) ex.sources.push_back(source + std::to_string(it.photo));
+      ex.question = std::move(sc.question);
+      ex.answer = std::move(sc.answer);
+      ex.family = std::move(sc.family);
+    });
     write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
   }
 }

@@ -2,25 +2,21 @@
 // are equally frequent and answers uniform within a family, then shuffles; every other choice
 // (which shape/colour the question names, distractors, layout) is drawn independently of the
 // answer, so the question text alone predicts nothing above chance.
-// Determinism: std::mt19937_64 output is fixed by the standard; std distributions are not,
-// so all sampling goes through Rng below, and rendering uses integer arithmetic only.
+// Determinism: all sampling goes through data/generator.h's Rng, and rendering uses integer
+// arithmetic only.
 #include "ressa/data/shapes.h"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <mutex>
-#include <random>
-#include <thread>
 
 #include "ressa/core/error.h"
 #include "ressa/data/dataset.h"
+#include "ressa/data/generator.h"
 
 namespace ressa::data {
 
@@ -34,54 +30,6 @@ const char* const kPlural[kShapesNumShapes] = {"circles", "squares", "triangles"
 // Hues: red 2, yellow 51, green 127, cyan 183, blue 230, purple 281 degrees.
 const uint8_t kPalette[kShapesNumColors][3] = {{215, 45, 40},  {40, 165, 55},  {40, 70, 220},
                                                {235, 205, 35}, {145, 55, 185}, {30, 195, 205}};
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Portable sampling on top of std::mt19937_64.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : g_(seed) {}
-  uint64_t bits() { return g_(); }
-  // Uniform integer in [lo, hi] (unbiased: rejects the top partial block of 2^64).
-  int uniform(int lo, int hi) {
-    const uint64_t range = uint64_t(int64_t(hi) - lo) + 1;
-    const uint64_t rem = (UINT64_MAX % range + 1) % range;  // 2^64 mod range
-    uint64_t x = g_();
-    while (rem != 0 && x >= 0 - rem) x = g_();
-    return int(lo + int64_t(x % range));
-  }
-  bool coin() { return (g_() >> 63) != 0; }
-  // Uniform in [lo, hi] excluding `skip` (which must lie in the range).
-  int uniform_except(int lo, int hi, int skip) {
-    int v = uniform(lo, hi - 1);
-    return v >= skip ? v + 1 : v;
-  }
-
- private:
-  std::mt19937_64 g_;
-};
-
-// Cheap noise: eight bytes per 64-bit draw, each mapped to [-k, k].
-class Noise {
- public:
-  explicit Noise(Rng& rng) : rng_(rng) {}
-  int operator()(int k) {
-    if (left_ == 0) bits_ = rng_.bits(), left_ = 8;
-    int b = int(bits_ & 0xFF);
-    bits_ >>= 8, --left_;
-    return b % (2 * k + 1) - k;
-  }
-
- private:
-  Rng& rng_;
-  uint64_t bits_ = 0;
-  int left_ = 0;
-};
 
 // Sizes in pixels, scaled from the 64x64 design.
 struct Geometry {
@@ -120,25 +68,6 @@ bool inside(const ShapesObject& o, int x, int y) {
       const double t = std::max(1.0, 0.3 * r);
       return (std::abs(fx) <= t && std::abs(fy) <= r) || (std::abs(fy) <= t && std::abs(fx) <= r);
     }
-  }
-}
-
-// Temp file + rename (atomic: a reader never sees a half-written image) but no fsync: one
-// fsync per image would dominate generation time, and the dataset is regenerable. The JSONL
-// files, written last with write_file_atomic (fsync), are what make a split visible.
-void write_image_file(const std::string& path, const std::string& bytes,
-                      const std::string& tmp_suffix) {
-  const std::string tmp = path + tmp_suffix;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), std::streamsize(bytes.size()));
-    if (!f.flush()) fail("[generate_shapes] ", path, ": cannot write image");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("[generate_shapes] ", path, ": cannot rename temp file: ", ec.message());
   }
 }
 
@@ -462,18 +391,11 @@ Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
 }
 
 void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
-  RESSA_CHECK_ARG(opt.train >= 0 && opt.val >= 0 && opt.test >= 0,
-                  "[generate_shapes] split sizes must be >= 0, got train=", opt.train,
-                  " val=", opt.val, " test=", opt.test);
-  RESSA_CHECK_ARG(opt.image_size >= 32 && opt.image_size <= 1024, "[generate_shapes] image_size ",
-                  opt.image_size, " outside 32..1024");
-  RESSA_CHECK_ARG(opt.threads >= 0, "[generate_shapes] threads must be >= 0, got ", opt.threads);
+  check_split_options("generate_shapes", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
   RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
                   "[generate_shapes] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(fs::path(out_dir) / "images", ec);
-  if (ec) fail("[generate_shapes] ", out_dir, ": cannot create directory: ", ec.message());
+  create_image_dir("generate_shapes", out_dir);
 
   const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
   const char* splits[3] = {"train", "val", "test"};
@@ -481,14 +403,9 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
   for (int si = 0; si < 3; ++si) {
     const int n = sizes[si];
     const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0x5EEDull * (si + 1)));
-    // Exact balance: example i gets family i % 7 and that family's answers in turn.
-    std::vector<std::pair<int, int>> tasks(n);
-    for (int i = 0; i < n; ++i) {
-      const int f = i % kNumFamilies;
-      tasks[i] = {f, (i / kNumFamilies) % int(shapes_answers(shapes_families()[f]).size())};
-    }
-    Rng shuffle_rng(split_seed);
-    for (int i = n - 1; i > 0; --i) std::swap(tasks[i], tasks[shuffle_rng.uniform(0, i)]);
+    std::vector<int> answers;
+    for (const std::string& f : shapes_families()) answers.push_back(int(shapes_answers(f).size()));
+    const std::vector<std::pair<int, int>> tasks = balanced_tasks(n, answers, split_seed);
 
     // Each example depends only on (split_seed, index), so threads never change the output.
     std::vector<VqaExample> examples(n);
@@ -496,42 +413,21 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
     std::vector<std::string> described(captions ? n : 0);
     const int n_extra = si == 0 ? opt.train_questions : 0;
     std::vector<std::vector<ShapesScene>> extra(n_extra > 0 ? n : 0);
-    std::atomic<int> next{0};
-    std::exception_ptr error;
-    std::mutex error_mu;
-    auto worker = [&] {
-      try {
-        for (int i = next++; i < n; i = next++) {
-          const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
-          ShapesScene sc = make_shapes_scene(s, tasks[i].first, tasks[i].second, opt.image_size);
-          char stem[64];
-          std::snprintf(stem, sizeof stem, "%s_%06d", splits[si], i);
-          VqaExample& ex = examples[i];
-          ex.id = stem;
-          ex.image = std::string("images/") + stem + ".png";
-          write_image_file(
-              (fs::path(out_dir) / ex.image).string(),
-              encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull))),
-              tmp_suffix);
-          if (captions) described[i] = describe_shapes_scene(sc);
-          if (n_extra > 0) extra[i] = scene_questions(sc, opt.image_size, splitmix64(s ^ 0x9E57ull), n_extra);
-          ex.question = std::move(sc.question);
-          ex.answer = std::move(sc.answer);
-          ex.family = std::move(sc.family);
-        }
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (!error) error = std::current_exception();
-        next = n;  // stop the other workers early
-      }
-    };
-    int threads = opt.threads > 0 ? opt.threads : int(std::thread::hardware_concurrency());
-    threads = std::clamp(threads, 1, std::max(1, n));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
-    if (error) std::rethrow_exception(error);
+    parallel_for(n, opt.threads, [&](int i) {
+      const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
+      ShapesScene sc = make_shapes_scene(s, tasks[i].first, tasks[i].second, opt.image_size);
+      const std::string stem = example_stem(splits[si], i);
+      VqaExample& ex = examples[i];
+      ex.id = stem;
+      ex.image = std::string("images/") + stem + ".png";
+      const std::string png = encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull)));
+      write_image_file("generate_shapes", (fs::path(out_dir) / ex.image).string(), png, tmp_suffix);
+      if (captions) described[i] = describe_shapes_scene(sc);
+      if (n_extra > 0) extra[i] = scene_questions(sc, opt.image_size, splitmix64(s ^ 0x9E57ull), n_extra);
+      ex.question = std::move(sc.question);
+      ex.answer = std::move(sc.answer);
+      ex.family = std::move(sc.family);
+    });
     // Appended after the balanced examples: first the extra questions, then the captions.
     for (int i = 0; i < static_cast<int>(extra.size()); ++i) {
       for (size_t j = 0; j < extra[i].size(); ++j) {

@@ -1,0 +1,88 @@
+#include "ressa/data/generator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "ressa/core/error.h"
+
+namespace ressa::data {
+
+std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& answers_per_family,
+                                                uint64_t split_seed) {
+  const int families = static_cast<int>(answers_per_family.size());
+  RESSA_CHECK(families > 0, "[balanced_tasks] no question families");
+  std::vector<std::pair<int, int>> tasks(std::max(n, 0));
+  for (int i = 0; i < n; ++i) {
+    const int f = i % families;
+    tasks[i] = {f, (i / families) % answers_per_family[f]};
+  }
+  Rng shuffle_rng(split_seed);
+  for (int i = n - 1; i > 0; --i) std::swap(tasks[i], tasks[shuffle_rng.uniform(0, i)]);
+  return tasks;
+}
+
+void parallel_for(int n, int threads, const std::function<void(int)>& body) {
+  std::atomic<int> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto worker = [&] {
+    try {
+      for (int i = next++; i < n; i = next++) body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = std::current_exception();
+      next = n;  // stop the other workers early
+    }
+  };
+  int t = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  t = std::clamp(t, 1, std::max(1, n));
+  std::vector<std::thread> pool;
+  for (int k = 1; k < t; ++k) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+std::string example_stem(const std::string& split, int i) {
+  char num[16];
+  std::snprintf(num, sizeof num, "_%06d", i);
+  return split + num;
+}
+
+void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads) {
+  RESSA_CHECK_ARG(train >= 0 && val >= 0 && test >= 0, "[", fn, "] split sizes must be >= 0, got train=",
+                  train, " val=", val, " test=", test);
+  RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[", fn, "] image_size ", image_size,
+                  " outside 32..1024");
+  RESSA_CHECK_ARG(threads >= 0, "[", fn, "] threads must be >= 0, got ", threads);
+}
+
+void create_image_dir(const char* fn, const std::string& out_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(out_dir) / "images", ec);
+  if (ec) fail("[", fn, "] ", out_dir, ": cannot create directory: ", ec.message());
+}
+
+void write_image_file(const char* fn, const std::string& path, const std::string& bytes,
+                      const std::string& tmp_suffix) {
+  const std::string tmp = path + tmp_suffix;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+    if (!f.flush()) fail("[", fn, "] ", path, ": cannot write image");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    fail("[", fn, "] ", path, ": cannot rename temp file: ", ec.message());
+  }
+}
+
+}  // namespace ressa::data

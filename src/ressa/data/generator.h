@@ -1,0 +1,90 @@
+// What the scene generators (ShapesVQA, FashionVQA) share: portable seeded sampling, the
+// balanced (family, answer) schedule of a split, the threaded example loop and the checks of
+// their common options. Torch-free.
+// Determinism: std::mt19937_64 output is fixed by the standard, std distributions are not, so
+// all sampling goes through Rng; a generator's output depends only on its seeds, never on the
+// thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ressa::data {
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Portable sampling on top of std::mt19937_64.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : g_(seed) {}
+  uint64_t bits() { return g_(); }
+  // Uniform integer in [lo, hi] (unbiased: rejects the top partial block of 2^64).
+  int uniform(int lo, int hi) {
+    const uint64_t range = uint64_t(int64_t(hi) - lo) + 1;
+    const uint64_t rem = (UINT64_MAX % range + 1) % range;  // 2^64 mod range
+    uint64_t x = g_();
+    while (rem != 0 && x >= 0 - rem) x = g_();
+    return int(lo + int64_t(x % range));
+  }
+  bool coin() { return (g_() >> 63) != 0; }
+  // Uniform in [lo, hi] excluding `skip` (which must lie in the range).
+  int uniform_except(int lo, int hi, int skip) {
+    int v = uniform(lo, hi - 1);
+    return v >= skip ? v + 1 : v;
+  }
+
+ private:
+  std::mt19937_64 g_;
+};
+
+// Cheap noise: eight bytes per 64-bit draw, each mapped to [-k, k].
+class Noise {
+ public:
+  explicit Noise(Rng& rng) : rng_(rng) {}
+  int operator()(int k) {
+    if (left_ == 0) bits_ = rng_.bits(), left_ = 8;
+    int b = int(bits_ & 0xFF);
+    bits_ >>= 8, --left_;
+    return b % (2 * k + 1) - k;
+  }
+
+ private:
+  Rng& rng_;
+  uint64_t bits_ = 0;
+  int left_ = 0;
+};
+
+// The balanced schedule of a split of n examples: example i gets family i % F and that family's
+// answers in turn (answers_per_family[f] of them), so families are equally frequent and answers
+// uniform within a family; then shuffled with Rng(split_seed). Returns (family, answer) pairs.
+std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& answers_per_family,
+                                                uint64_t split_seed);
+
+// Calls body(i) for every i in [0, n) on `threads` threads (0 = one per core, clamped to 1..n).
+// The first exception stops the other workers early and is rethrown here.
+void parallel_for(int n, int threads, const std::function<void(int)>& body);
+
+// Example stem of split `split` ("train_000012").
+std::string example_stem(const std::string& split, int i);
+
+// Checks the options every generator has (fn names the caller in the error) and creates
+// out_dir/images.
+void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads);
+void create_image_dir(const char* fn, const std::string& out_dir);
+
+// Writes one generated image: temp file (path + tmp_suffix) + rename, so a reader never sees a
+// half-written image, but no fsync: one per image would dominate generation time and the
+// dataset can be regenerated. The JSONL files, written last with fsync, make a split visible.
+void write_image_file(const char* fn, const std::string& path, const std::string& bytes,
+                      const std::string& tmp_suffix);
+
+}  // namespace ressa::data
