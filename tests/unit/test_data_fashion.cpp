@@ -246,7 +246,7 @@ TEST(DataFashion, DeterministicForSeedAndThreads) {
   REQUIRE_FASHION_MNIST();
   TempDir a("a"), b("b"), c("c");
   FashionOptions opt;
-  opt.train = 36, opt.val = 12, opt.test = 24, opt.seed = 7, opt.threads = 1;
+  opt.train = 36, opt.val = 12, opt.test = 24, opt.seed = 7, opt.threads = 1;  // with extras, captions
   generate_fashion(a.str(), opt);
   opt.threads = 3;
   generate_fashion(b.str(), opt);
@@ -280,6 +280,7 @@ TEST(DataFashion, PhotoSplitBalanceAndQuestionOnlyBaseline) {
   TempDir d;
   FashionOptions opt;
   opt.train = 3000, opt.val = 600, opt.test = 3000, opt.seed = 1;
+  opt.train_questions = 0, opt.train_captions = false;  // the balanced examples only (extras: below)
   generate_fashion(d.str(), opt);
   auto train = read_split(d.str(), "train"), val = read_split(d.str(), "val"),
        test = read_split(d.str(), "test");
@@ -368,4 +369,101 @@ TEST(DataFashion, PhotoSplitBalanceAndQuestionOnlyBaseline) {
     overall += acc / score.size();
   }
   EXPECT_LT(overall, 0.36);  // mean chance is (1/10 + 1/3 + 1/5 + 1/2 + 1/9 + 1/2) / 6 = 0.29
+}
+
+TEST(DataFashion, SceneQuestionsAreAnsweredByTheScene) {
+  const auto pool = fake_pool();
+  std::map<std::string, std::set<std::string>> answers_seen;
+  int asked = 0;
+  for (uint64_t seed = 0; seed < 600; ++seed) {
+    const int f = int(seed % 6);
+    const int a = int(seed / 6 % fashion_answers(fashion_families()[f]).size());
+    const FashionScene sc = make_fashion_scene(seed, f, a, 64, pool);
+    const auto qs = fashion_scene_questions(sc, seed * 31 + 1, 5);
+    const auto again = fashion_scene_questions(sc, seed * 31 + 1, 5);  // deterministic
+    ASSERT_EQ(qs.size(), again.size());
+    EXPECT_LE(fashion_scene_questions(sc, seed * 31 + 1, 2).size(), 2u);
+    std::set<std::string> fams;
+    for (size_t i = 0; i < qs.size(); ++i) {
+      EXPECT_EQ(qs[i].question, again[i].question);
+      EXPECT_NE(qs[i].family, sc.family);
+      EXPECT_TRUE(fams.insert(qs[i].family).second) << "family asked twice: " << qs[i].family;
+      FashionScene check = sc;  // the same items, asked the new question
+      check.family = qs[i].family, check.question = qs[i].question;
+      EXPECT_EQ(answer_from_scene(check, 64), qs[i].answer) << qs[i].question;
+      answers_seen[qs[i].family].insert(qs[i].answer);
+      ++asked;
+    }
+  }
+  // Every family is asked, with every answer of the yes/no, side and group families.
+  EXPECT_EQ(answers_seen.size(), 6u);
+  for (const char* fam : {"exist", "side", "group"})
+    EXPECT_EQ(answers_seen[fam].size(), fashion_answers(fam).size()) << fam;
+  EXPECT_GT(asked, 600 * 4);  // class, group, count, exist always; relation, side most of the time
+  EXPECT_THROW(fashion_scene_questions(make_fashion_scene(0, 0, 0, 64, pool), 0, -1), std::invalid_argument);
+}
+
+TEST(DataFashion, DescribeNamesTheClassOfEveryCell) {
+  FashionScene sc;
+  FashionItem a, b;
+  a.cls = 9, a.cell = 3;  // boot, bottom right
+  b.cls = 0, b.cell = 1;  // tshirt, top right
+  sc.items = {b, a};
+  EXPECT_EQ(describe_fashion_scene(sc), "empty tshirt empty boot");
+  const auto vocab = fashion_words();
+  const auto pool = fake_pool();
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const FashionScene s = make_fashion_scene(seed, int(seed % 6), 0, 64, pool);
+    const auto w = words(describe_fashion_scene(s));
+    ASSERT_EQ(w.size(), 4u);
+    int named = 0;
+    for (int cell = 0; cell < 4; ++cell) {
+      const auto it = std::find_if(s.items.begin(), s.items.end(), [&](auto& i) { return i.cell == cell; });
+      EXPECT_EQ(w[size_t(cell)], it == s.items.end() ? "empty" : kFashionClassNames[it->cls]);
+      named += it != s.items.end();
+    }
+    EXPECT_EQ(named, int(s.items.size()));
+  }
+}
+
+TEST(DataFashion, ExtraTrainQuestionsAndCaptions) {
+  REQUIRE_FASHION_MNIST();
+  TempDir d;
+  FashionOptions opt;
+  opt.train = 30, opt.val = 10, opt.test = 10, opt.seed = 5, opt.train_questions = 3;
+  generate_fashion(d.str(), opt);
+  const auto train = read_split(d.str(), "train");
+  ASSERT_GE(train.size(), 30u + 30u * 3 + 30u);  // class, group, count, exist always askable
+  ASSERT_LE(train.size(), 30u + 30u * 3 + 30u);
+  const FashionPhotos photos = load_fashion_mnist(kSourceDir, true);
+  for (int i = 0; i < 30; ++i) {
+    const auto& primary = train[size_t(i)];
+    for (int j = 0; j < 3; ++j) {
+      const auto& q = train[30 + size_t(i) * 3 + size_t(j)];
+      EXPECT_EQ(q.id, primary.id + "_q" + std::to_string(j + 1));
+      EXPECT_EQ(q.image, primary.image);
+      EXPECT_EQ(q.sources, primary.sources);
+      EXPECT_NE(q.family, primary.family);
+    }
+    const auto& c = train[120 + size_t(i)];
+    EXPECT_EQ(c.id, primary.id + "_describe");
+    EXPECT_EQ(c.family, kDescribeFamily);
+    EXPECT_EQ(c.question, kFashionDescribeQuestion);
+    EXPECT_EQ(c.sources, primary.sources);
+    // The caption names exactly the classes of the scene's photos (reading order = sources order).
+    std::vector<std::string> named;
+    for (const auto& w : words(c.answer))
+      if (w != "empty") named.push_back(w);
+    ASSERT_EQ(named.size(), primary.sources.size()) << c.answer;
+    for (size_t k = 0; k < named.size(); ++k)
+      EXPECT_EQ(named[k], kFashionClassNames[photos.labels[size_t(std::stoi(primary.sources[k].substr(6)))]]);
+  }
+  for (const char* split : {"val", "test"}) {
+    const auto rows = read_split(d.str(), split);
+    EXPECT_EQ(rows.size(), 10u) << split;
+    for (const auto& e : rows) EXPECT_NE(e.family, kDescribeFamily) << split;
+  }
+  FashionOptions bad = opt;
+  bad.train_questions = 6;
+  EXPECT_THROW(generate_fashion(d.str(), bad), std::invalid_argument);
 }

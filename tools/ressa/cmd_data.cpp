@@ -26,7 +26,7 @@ void register_data(CLI::App& app) {
   cmd->add_option("--val", f->shapes.val, "validation examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--test", f->shapes.test, "test examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--train-questions", f->shapes.train_questions,
-                  "shapes: extra questions per training image (other families, answers from the scene)")
+                  "extra questions per training image (other families, answers from the scene; fashion: at most 5)")
       ->check(CLI::Range(0, 6))->capture_default_str();
   cmd->add_option("--image-size", f->shapes.image_size, "image side in pixels")->check(CLI::Range(32, 1024));
   cmd->add_option("--threads", f->shapes.threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
@@ -43,6 +43,7 @@ void register_data(CLI::App& app) {
         o.test = f->shapes.test;
         o.image_size = f->shapes.image_size;
         o.threads = f->shapes.threads;
+        o.train_questions = f->shapes.train_questions;
         o.source_dir = f->fashion_dir;
         data::generate_fashion(staging, o);
       } else {

@@ -273,6 +273,93 @@ FashionScene make_fashion_scene(uint64_t seed, int family, int answer, int image
   return sc;
 }
 
+std::vector<FashionScene> fashion_scene_questions(const FashionScene& scene, uint64_t seed, int k) {
+  RESSA_CHECK_ARG(k >= 0, "[fashion_scene_questions] k must be >= 0, got ", k);
+  const auto& items = scene.items;
+  RESSA_CHECK_ARG(!items.empty(), "[fashion_scene_questions] scene has no items");
+  Rng rng(seed);
+  auto pick = [&](int n) { return rng.uniform(0, n - 1); };
+  int at_cell[kFashionNumCells] = {-1, -1, -1, -1};  // item index per cell
+  int count_of[kFashionNumClasses] = {};
+  for (int i = 0; i < int(items.size()); ++i) at_cell[items[i].cell] = i, ++count_of[items[i].cls];
+  std::vector<int> unique;  // items whose class occurs once
+  for (int i = 0; i < int(items.size()); ++i)
+    if (count_of[items[i].cls] == 1) unique.push_back(i);
+
+  std::vector<int> fams;
+  for (int f = 0; f < kNumFamilies; ++f)
+    if (fashion_families()[f] != scene.family) fams.push_back(f);
+  for (int i = int(fams.size()) - 1; i > 0; --i) std::swap(fams[i], fams[rng.uniform(0, i)]);
+  std::vector<FashionScene> out;
+  for (int f : fams) {
+    if (int(out.size()) >= k) break;
+    FashionScene q;
+    q.family = fashion_families()[f];
+    switch (f) {
+      case kClass:
+      case kGroup: {
+        const FashionItem& it = items[size_t(pick(int(items.size())))];
+        q.question = f == kClass ? std::string("what is at the ") + kFashionCellNames[it.cell] + " ?"
+                                 : std::string("which group does the item at the ") +
+                                       kFashionCellNames[it.cell] + " belong to ?";
+        q.answer = f == kClass ? kFashionClassNames[it.cls] : kFashionGroupNames[kFashionClassGroup[it.cls]];
+        break;
+      }
+      case kCount: {
+        const CountTarget& t = kCountTargets[pick(kNumCountTargets)];
+        int n = 0;
+        for (const FashionItem& it : items) n += t.covers(it.cls);
+        q.question = std::string("how many ") + t.plural + " are there ?";
+        q.answer = fashion_answers(q.family)[size_t(n)];
+        break;
+      }
+      case kExist: {
+        const bool yes = rng.coin();
+        std::vector<int> classes;
+        for (int c = 0; c < kFashionNumClasses; ++c)
+          if ((count_of[c] > 0) == yes) classes.push_back(c);
+        const int x = classes[size_t(pick(int(classes.size())))];
+        q.question = std::string("is there a ") + kFashionClassNames[x] + " ?";
+        q.answer = yes ? "yes" : "no";
+        break;
+      }
+      case kRelation: {  // "what is <dir> the X ?": X occurs once, the neighbouring cell is occupied
+        std::vector<std::pair<int, int>> asks;  // (item, direction)
+        for (int i : unique)
+          for (int dir = 0; dir < 4; ++dir) {
+            const int nb = neighbour(items[i].cell, dir);
+            if (nb >= 0 && at_cell[nb] >= 0) asks.push_back({i, dir});
+          }
+        if (asks.empty()) continue;
+        const auto [i, dir] = asks[size_t(pick(int(asks.size())))];
+        q.question = std::string("what is ") + kDirPhrase[dir] + " the " + kFashionClassNames[items[i].cls] + " ?";
+        q.answer = kFashionClassNames[items[at_cell[neighbour(items[i].cell, dir)]].cls];
+        break;
+      }
+      default: {  // kSide: column or row of a class that occurs once
+        if (unique.empty()) continue;
+        const FashionItem& it = items[size_t(unique[size_t(pick(int(unique.size())))])];
+        const bool columns = rng.coin();
+        q.question = std::string("is the ") + kFashionClassNames[it.cls] +
+                     (columns ? " on the left or the right ?" : " at the top or the bottom ?");
+        q.answer = columns ? (it.cell % 2 == 0 ? "left" : "right") : (it.cell / 2 == 0 ? "top" : "bottom");
+      }
+    }
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+std::string describe_fashion_scene(const FashionScene& scene) {
+  const char* cells[kFashionNumCells] = {"empty", "empty", "empty", "empty"};
+  for (const FashionItem& it : scene.items) {
+    RESSA_CHECK_ARG(it.cell >= 0 && it.cell < kFashionNumCells && it.cls >= 0 && it.cls < kFashionNumClasses,
+                    "[describe_fashion_scene] item with cell ", it.cell, " class ", it.cls);
+    cells[it.cell] = kFashionClassNames[it.cls];
+  }
+  return std::string(cells[0]) + " " + cells[1] + " " + cells[2] + " " + cells[3];
+}
+
 Image render_fashion(const FashionScene& scene, const IdxImages& images, int image_size,
                      uint64_t seed) {
   RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[render_fashion] image_size ",
@@ -322,6 +409,8 @@ Image render_fashion(const FashionScene& scene, const IdxImages& images, int ima
 
 void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
   check_split_options("generate_fashion", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
+  RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
+                  "[generate_fashion] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
   namespace fs = std::filesystem;
   // Load the photos first: a missing package fails before anything is written.
   FashionPhotos train_photos, test_photos;
@@ -356,6 +445,10 @@ void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
 
     // Each example depends only on (split_seed, index), so threads never change the output.
     std::vector<VqaExample> examples(n);
+    const bool captions = opt.train_captions && si == 0;
+    std::vector<std::string> described(captions ? n : 0);
+    const int n_extra = si == 0 ? opt.train_questions : 0;
+    std::vector<std::vector<SceneQa>> extra(n_extra > 0 ? n : 0);
     parallel_for(n, opt.threads, [&](int i) {
       const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
       FashionScene sc =
@@ -367,10 +460,15 @@ void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
       const std::string png = encode_png(render_fashion(sc, photos.images, opt.image_size, splitmix64(s ^ 0xC0105ull)));
       write_image_file("generate_fashion", (fs::path(out_dir) / ex.image).string(), png, tmp_suffix);
       for (const FashionItem& it : sc.items) ex.sources.push_back(source + std::to_string(it.photo));
+      if (captions) described[i] = describe_fashion_scene(sc);
+      if (n_extra > 0)
+        for (FashionScene& q : fashion_scene_questions(sc, splitmix64(s ^ 0x9E57ull), n_extra))
+          extra[i].push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
       ex.question = std::move(sc.question);
       ex.answer = std::move(sc.answer);
       ex.family = std::move(sc.family);
     });
+    append_train_extras(examples, std::move(extra), std::move(described), kFashionDescribeQuestion);
     write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
   }
 }

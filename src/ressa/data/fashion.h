@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ressa/data/generator.h"
 #include "ressa/data/idx.h"
 #include "ressa/data/image.h"
 
@@ -20,6 +21,12 @@ struct FashionOptions {
   int image_size = 64;                        // square side in pixels, 32..1024
   int threads = 0;                            // worker threads; 0 = all cores (output identical)
   std::string source_dir = "/usr/share/datasets/fashion-mnist";  // Fashion-MNIST IDX files
+  // As in ShapesOptions: for every training image also a "describe" example (the class in each
+  // cell in reading order, "empty" for a free cell: describe_fashion_scene) and up to
+  // train_questions questions of other families about the same scene
+  // (fashion_scene_questions). Val and test keep one balanced question per image.
+  bool train_captions = true;
+  int train_questions = 3;
 };
 
 // Writes out_dir/{train,val,test}.jsonl and out_dir/images/<split>_<index:06d>.png, creating
@@ -92,5 +99,17 @@ FashionScene make_fashion_scene(uint64_t seed, int family, int answer, int image
 // background, as in the original product shots). `images` holds the scene's photos.
 Image render_fashion(const FashionScene& scene, const IdxImages& images, int image_size,
                      uint64_t seed);
+
+// Up to k questions of families other than scene.family about the same scene, each family at
+// most once (in an order drawn from `seed`), answers read off the items: class / group of an
+// occupied cell, count of a target, existence of a class (yes or no with equal odds), the class
+// next to a class that occurs once, the side of such a class. A family with no askable question
+// in this scene is skipped.
+std::vector<FashionScene> fashion_scene_questions(const FashionScene& scene, uint64_t seed, int k);
+
+// The "describe" answer: the class in each cell in reading order, "empty" for a free cell,
+// e.g. "tshirt empty sneaker bag".
+std::string describe_fashion_scene(const FashionScene& scene);
+inline constexpr const char* kFashionDescribeQuestion = "what is there ?";
 
 }  // namespace ressa::data

@@ -85,4 +85,33 @@ void write_image_file(const char* fn, const std::string& path, const std::string
   }
 }
 
+void append_train_extras(std::vector<VqaExample>& examples, std::vector<std::vector<SceneQa>> extra,
+                         std::vector<std::string> captions, const std::string& describe_question) {
+  const size_t n = examples.size();
+  RESSA_CHECK((extra.empty() || extra.size() == n) && (captions.empty() || captions.size() == n),
+              "[append_train_extras] ", extra.size(), " extra lists and ", captions.size(),
+              " captions for ", n, " examples");
+  for (size_t i = 0; i < extra.size(); ++i)
+    for (size_t j = 0; j < extra[i].size(); ++j) {
+      VqaExample q;
+      q.id = examples[i].id + "_q" + std::to_string(j + 1);
+      q.image = examples[i].image;
+      q.sources = examples[i].sources;
+      q.question = std::move(extra[i][j].question);
+      q.answer = std::move(extra[i][j].answer);
+      q.family = std::move(extra[i][j].family);
+      examples.push_back(std::move(q));
+    }
+  for (size_t i = 0; i < captions.size(); ++i) {
+    VqaExample c;
+    c.id = examples[i].id + "_describe";
+    c.image = examples[i].image;
+    c.sources = examples[i].sources;
+    c.question = describe_question;
+    c.answer = std::move(captions[i]);
+    c.family = kDescribeFamily;
+    examples.push_back(std::move(c));
+  }
+}
+
 }  // namespace ressa::data

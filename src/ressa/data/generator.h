@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "ressa/data/dataset.h"
+
 namespace ressa::data {
 
 inline uint64_t splitmix64(uint64_t x) {
@@ -86,5 +88,19 @@ void create_image_dir(const char* fn, const std::string& out_dir);
 // dataset can be regenerated. The JSONL files, written last with fsync, make a split visible.
 void write_image_file(const char* fn, const std::string& path, const std::string& bytes,
                       const std::string& tmp_suffix);
+
+// A question about a scene with its answer read off the scene.
+struct SceneQa {
+  std::string family, question, answer;
+};
+
+// Appends the training-only examples of a split after its balanced ones, in a fixed order:
+// first extra[i][j] for every image i (id "<id of example i>_q<j+1>"), then captions[i]
+// (id "<id>_describe", question describe_question, family "describe"); each on the image (and
+// with the sources) of its balanced example. extra and captions are
+// empty or hold one entry per balanced example.
+void append_train_extras(std::vector<VqaExample>& examples, std::vector<std::vector<SceneQa>> extra,
+                         std::vector<std::string> captions, const std::string& describe_question);
+inline constexpr const char* kDescribeFamily = "describe";
 
 }  // namespace ressa::data

@@ -429,26 +429,10 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
       ex.family = std::move(sc.family);
     });
     // Appended after the balanced examples: first the extra questions, then the captions.
-    for (int i = 0; i < static_cast<int>(extra.size()); ++i) {
-      for (size_t j = 0; j < extra[i].size(); ++j) {
-        VqaExample q;
-        q.id = examples[i].id + "_q" + std::to_string(j + 1);
-        q.image = examples[i].image;
-        q.question = std::move(extra[i][j].question);
-        q.answer = std::move(extra[i][j].answer);
-        q.family = std::move(extra[i][j].family);
-        examples.push_back(std::move(q));
-      }
-    }
-    for (int i = 0; i < static_cast<int>(described.size()); ++i) {
-      VqaExample c;
-      c.id = examples[i].id + "_describe";
-      c.image = examples[i].image;
-      c.question = kShapesDescribeQuestion;
-      c.answer = std::move(described[i]);
-      c.family = kShapesDescribeFamily;
-      examples.push_back(std::move(c));
-    }
+    std::vector<std::vector<SceneQa>> qas(extra.size());
+    for (size_t i = 0; i < extra.size(); ++i)
+      for (ShapesScene& q : extra[i]) qas[i].push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
+    append_train_extras(examples, std::move(qas), std::move(described), kShapesDescribeQuestion);
     write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
   }
 }

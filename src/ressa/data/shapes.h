@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ressa/data/generator.h"
 #include "ressa/data/image.h"
 
 namespace ressa::data {
@@ -66,7 +67,7 @@ struct ShapesScene {
 // top to bottom), joined by "and".
 std::string describe_shapes_scene(const ShapesScene& scene);
 inline constexpr const char* kShapesDescribeQuestion = "what is there ?";
-inline constexpr const char* kShapesDescribeFamily = "describe";
+inline constexpr const char* kShapesDescribeFamily = kDescribeFamily;
 
 // Up to `k` questions of families other than scene.family (in an order drawn from `seed`) that
 // the scene answers unambiguously under the same rules as the generator's own questions ("the
