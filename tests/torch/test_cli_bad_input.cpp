@@ -16,34 +16,19 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.h"
 #include "ressa/core/atomic_file.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  bool signaled = false;
-  std::string err;
-};
+using ressa::test::has_error_line;
+using Result = ressa::test::CliResult;
 
 fs::path g_root;
 
-Result run_ressa(const std::string& args) {
-  const std::string e = (g_root / "stderr.txt").string();
-  const std::string cmd = std::string(RESSA_BINARY) + " " + args + " >/dev/null 2>" + e;
-  const int st = std::system(cmd.c_str());
-  Result r;
-  r.signaled = !WIFEXITED(st);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ressa::read_file(e);
-  return r;
-}
-
-bool has_error_line(const std::string& err) {
-  return err.rfind("error:", 0) == 0 || err.find("\nerror:") != std::string::npos;
-}
+Result run_ressa(const std::string& args) { return ressa::test::run_ressa(args, g_root); }
 
 void write(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;

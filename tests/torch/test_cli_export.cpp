@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "ressa/core/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -18,28 +19,13 @@ using nlohmann::json;
 
 namespace {
 
-bool has_error_line(const std::string& err) { return err.rfind("error:", 0) == 0 || err.find("\nerror:") != std::string::npos; }
-
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
+using ressa::test::has_error_line;
+using ressa::test::read_json;
+using Result = ressa::test::CliResult;
 
 fs::path g_root;
 
-// Runs `ressa <args>` with stdout/stderr captured.
-Result run_ressa(const std::string& args) {
-  const std::string o = (g_root / "stdout.txt").string(), e = (g_root / "stderr.txt").string();
-  const std::string cmd = std::string(RESSA_BINARY) + " " + args + " >" + o + " 2>" + e;
-  const int st = std::system(cmd.c_str());
-  Result r;
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = ressa::read_file(o);
-  r.err = ressa::read_file(e);
-  return r;
-}
-
-json read_json(const fs::path& p) { return json::parse(ressa::read_file(p.string())); }
+Result run_ressa(const std::string& args) { return ressa::test::run_ressa(args, g_root); }
 
 }  // namespace
 

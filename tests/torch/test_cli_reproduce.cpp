@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "cli_run.h"
 #include "ressa/core/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -19,19 +20,8 @@ using nlohmann::json;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string err;
-};
-
-Result run_ressa(const fs::path& root, const std::string& args) {
-  const std::string e = (root / "stderr.txt").string();
-  const std::string cmd = std::string(RESSA_BINARY) + " " + args + " >/dev/null 2>" + e;
-  const int st = std::system(cmd.c_str());
-  Result r;
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ressa::read_file(e);
-  return r;
+ressa::test::CliResult run_ressa(const fs::path& root, const std::string& args) {
+  return ressa::test::run_ressa(args, root);
 }
 
 }  // namespace

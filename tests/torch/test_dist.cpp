@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/dist/group.h"
 #include "ressa/io/safetensors.h"
@@ -21,29 +22,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has_error_line(const std::string& err) {
-  return err.rfind("error:", 0) == 0 || err.find("\nerror:") != std::string::npos;
-}
-
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
+using ressa::test::has_error_line;
+using Result = ressa::test::CliResult;
 
 fs::path g_root;
 
-// Runs a shell command line with stdout/stderr captured.
-Result run_sh(const std::string& cmd) {
-  const std::string o = (g_root / "stdout.txt").string(), e = (g_root / "stderr.txt").string();
-  const std::string full = "bash -c '" + cmd + "' >" + o + " 2>" + e;
-  const int st = std::system(full.c_str());
-  Result r;
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = ressa::read_file(o);
-  r.err = ressa::read_file(e);
-  return r;
-}
-Result run_ressa(const std::string& args) { return run_sh(std::string(RESSA_BINARY) + " " + args); }
+// Runs a bash command line with stdout/stderr captured.
+Result run_sh(const std::string& cmd) { return ressa::test::run_shell("bash -c '" + cmd + "'", g_root); }
+Result run_ressa(const std::string& args) { return ressa::test::run_ressa(args, g_root); }
 
 // Largest |a - b| over all tensors of two model directories (same names and shapes required).
 double max_model_diff(const std::string& a, const std::string& b) {
