@@ -121,35 +121,56 @@ torch::Tensor gather_images(const VqaSet& set, const std::vector<int64_t>& idx) 
 }
 }  // namespace
 
-Batch make_train_batch(const VqaSet& set, const std::vector<int64_t>& idx, const io::LlavaConfig& cfg,
-                       const io::Tokenizer& tok, const torch::Device& device, bool blind) {
-  const int64_t B = static_cast<int64_t>(idx.size());
+namespace {
+// One training sequence per list of examples of one image: the first example's whole prompt
+// and answer, then for each later one its prompt after the shared image prefix and its answer.
+// The loss mask marks the logits that predict answer tokens; pixels are the image's.
+Batch fill_sequences(const VqaSet& set, const std::vector<std::vector<int64_t>>& seqs, const io::LlavaConfig& cfg,
+                     const io::Tokenizer& tok, const torch::Device& device, bool blind) {
+  const int64_t B = static_cast<int64_t>(seqs.size());
+  const int64_t prefix = set.image_prefix;
   int64_t T = 0;
-  for (auto i : idx) T = std::max<int64_t>(T, set.prompt[i].size() + set.answer[i].size());
+  for (const auto& seq : seqs) {
+    int64_t len = prefix;
+    for (auto i : seq) len += static_cast<int64_t>(set.prompt[i].size() + set.answer[i].size()) - prefix;
+    T = std::max(T, len);
+  }
   auto ids = torch::full({B, T}, tok.pad_id(), torch::kInt64);
   auto attn = torch::zeros({B, T}, torch::kInt64);
   auto lm = torch::zeros({B, T - 1}, torch::kFloat32);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto attn_a = attn.accessor<int64_t, 2>();
   auto lm_a = lm.accessor<float, 2>();
+  std::vector<int64_t> rows;
   for (int64_t b = 0; b < B; ++b) {
-    const auto& p = set.prompt[idx[b]];
-    const auto& a = set.answer[idx[b]];
+    rows.push_back(set.image_of.at(seqs[b].front()));
     int64_t t = 0;
-    for (auto id : p) ids_a[b][t] = id, attn_a[b][t++] = 1;
-    for (auto id : a) {
-      ids_a[b][t] = id;
-      attn_a[b][t] = 1;
-      lm_a[b][t - 1] = 1.0f;  // logits at t-1 predict this answer token
-      ++t;
+    for (size_t k = 0; k < seqs[b].size(); ++k) {
+      const auto& p = set.prompt[seqs[b][k]];
+      for (size_t j = k == 0 ? 0 : static_cast<size_t>(prefix); j < p.size(); ++j) ids_a[b][t] = p[j], attn_a[b][t++] = 1;
+      for (auto id : set.answer[seqs[b][k]]) {
+        ids_a[b][t] = id;
+        attn_a[b][t] = 1;
+        lm_a[b][t - 1] = 1.0f;  // logits at t-1 predict this answer token
+        ++t;
+      }
     }
   }
   Batch out;
-  out.pixels = normalize_pixels(gather_images(set, idx), cfg, blind).to(device);
+  out.pixels = normalize_pixels(set.images.index_select(0, torch::tensor(rows, torch::kInt64)), cfg, blind).to(device);
   out.ids = ids.to(device);
   out.attn = attn.to(device);
   out.loss_mask = lm.to(device);
   return out;
+}
+}  // namespace
+
+Batch make_train_batch(const VqaSet& set, const std::vector<int64_t>& idx, const io::LlavaConfig& cfg,
+                       const io::Tokenizer& tok, const torch::Device& device, bool blind) {
+  std::vector<std::vector<int64_t>> seqs;
+  seqs.reserve(idx.size());
+  for (auto i : idx) seqs.push_back({i});
+  return fill_sequences(set, seqs, cfg, tok, device, blind);
 }
 
 std::vector<std::vector<int64_t>> pack_by_image(const VqaSet& set, int64_t max_tokens) {
@@ -179,46 +200,14 @@ std::vector<std::vector<int64_t>> pack_by_image(const VqaSet& set, int64_t max_t
 Batch make_packed_batch(const VqaSet& set, const std::vector<std::vector<int64_t>>& units,
                         const std::vector<int64_t>& unit_idx, uint64_t order_seed, const io::LlavaConfig& cfg,
                         const io::Tokenizer& tok, const torch::Device& device) {
-  const int64_t B = static_cast<int64_t>(unit_idx.size());
-  const int64_t prefix = set.image_prefix;
-  std::vector<std::vector<int64_t>> order(B);
-  int64_t T = 0;
-  for (int64_t b = 0; b < B; ++b) {
+  std::vector<std::vector<int64_t>> order(unit_idx.size());
+  for (size_t b = 0; b < unit_idx.size(); ++b) {
     order[b] = units.at(unit_idx[b]);
     std::mt19937_64 rng(order_seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(unit_idx[b] + 1)));
     for (int64_t k = static_cast<int64_t>(order[b].size()) - 1; k > 0; --k)
       std::swap(order[b][k], order[b][rng() % static_cast<uint64_t>(k + 1)]);
-    int64_t len = prefix;
-    for (auto i : order[b]) len += static_cast<int64_t>(set.prompt[i].size() + set.answer[i].size()) - prefix;
-    T = std::max(T, len);
   }
-  auto ids = torch::full({B, T}, tok.pad_id(), torch::kInt64);
-  auto attn = torch::zeros({B, T}, torch::kInt64);
-  auto lm = torch::zeros({B, T - 1}, torch::kFloat32);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto attn_a = attn.accessor<int64_t, 2>();
-  auto lm_a = lm.accessor<float, 2>();
-  std::vector<int64_t> rows;
-  for (int64_t b = 0; b < B; ++b) {
-    rows.push_back(set.image_of.at(order[b].front()));
-    int64_t t = 0;
-    for (size_t k = 0; k < order[b].size(); ++k) {
-      const auto& p = set.prompt[order[b][k]];
-      for (size_t j = k == 0 ? 0 : static_cast<size_t>(prefix); j < p.size(); ++j) ids_a[b][t] = p[j], attn_a[b][t++] = 1;
-      for (auto id : set.answer[order[b][k]]) {
-        ids_a[b][t] = id;
-        attn_a[b][t] = 1;
-        lm_a[b][t - 1] = 1.0f;
-        ++t;
-      }
-    }
-  }
-  Batch out;
-  out.pixels = normalize_pixels(set.images.index_select(0, torch::tensor(rows, torch::kInt64)), cfg, false).to(device);
-  out.ids = ids.to(device);
-  out.attn = attn.to(device);
-  out.loss_mask = lm.to(device);
-  return out;
+  return fill_sequences(set, order, cfg, tok, device, false);
 }
 
 Batch make_prompt_batch(const VqaSet& set, const std::vector<int64_t>& idx, const io::LlavaConfig& cfg,
