@@ -96,6 +96,28 @@ TEST(AtomicFile, UnwritablePathNamesThePath) {
   }
 }
 
+TEST(OutputDir, WriteCommitsOrLeavesNothing) {
+  TempDir d;
+  const std::string out = d / "model";
+  ressa::write_output_dir(out, [](const std::string& staging) { ressa::write_file_atomic(staging + "/a.txt", "v1"); });
+  EXPECT_EQ(ressa::read_file(out + "/a.txt"), "v1");
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  // A failing fill leaves the previous output as it was and no staging directory.
+  EXPECT_THROW(ressa::write_output_dir(out,
+                                       [](const std::string& staging) {
+                                         ressa::write_file_atomic(staging + "/a.txt", "v2");
+                                         throw std::runtime_error("fill failed");
+                                       }),
+               std::runtime_error);
+  EXPECT_EQ(ressa::read_file(out + "/a.txt"), "v1");
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  // A successful one replaces it whole (no file of the old output survives).
+  ressa::write_output_dir(out, [](const std::string& staging) { ressa::write_file_atomic(staging + "/b.txt", "v3"); });
+  EXPECT_FALSE(fs::exists(out + "/a.txt"));
+  EXPECT_EQ(ressa::read_file(out + "/b.txt"), "v3");
+  EXPECT_FALSE(fs::exists(out + ".old"));
+}
+
 TEST(CheckOutputPath, RejectsOutputsOverlappingInputs) {
   TempDir d;
   fs::create_directories(d.path / "data/images");

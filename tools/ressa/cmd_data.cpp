@@ -33,8 +33,7 @@ void register_data(CLI::App& app) {
   cmd->callback([f] {
     check_output_path("--out", f->out, OutputKind::Directory,
                       {{"--fashion-dir", f->task == "fashion" ? f->fashion_dir : std::string()}});
-    const std::string staging = begin_output_dir(f->out);
-    try {
+    write_output_dir(f->out, [&](const std::string& staging) {  // nothing is left at --out on failure
       if (f->task == "fashion") {
         data::FashionOptions o;
         o.seed = f->shapes.seed;
@@ -49,11 +48,7 @@ void register_data(CLI::App& app) {
       } else {
         data::generate_shapes(staging, f->shapes);
       }
-    } catch (...) {
-      std::filesystem::remove_all(staging);  // nothing is left at --out on failure
-      throw;
-    }
-    commit_output_dir(staging, f->out);
+    });
     info(std::string("wrote ") + (f->task == "fashion" ? "FashionVQA" : "ShapesVQA") + " to " + f->out + " (train " + std::to_string(f->shapes.train) + ", val " +
          std::to_string(f->shapes.val) + ", test " + std::to_string(f->shapes.test) + ", seed " +
          std::to_string(f->shapes.seed) + ")");

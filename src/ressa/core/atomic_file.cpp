@@ -163,4 +163,16 @@ void check_output_path(const std::string& flag, const std::string& out, OutputKi
              " is not writable (", std::strerror(errno), ")");
 }
 
+void write_output_dir(const std::string& out, const std::function<void(const std::string& staging)>& fill) {
+  const std::string staging = begin_output_dir(out);
+  try {
+    fill(staging);
+    commit_output_dir(staging, out);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);
+    throw;
+  }
+}
+
 }  // namespace ressa

@@ -1,6 +1,7 @@
 // Atomic file output: write to "<path>.tmp.<pid>" in the same directory, fsync, rename over
 // <path>. A crash or kill mid-write leaves the previous file (if any) intact.
 #pragma once
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,10 @@ namespace ressa {
 std::string begin_output_dir(const std::string& out);
 // Moves the staging directory into place (replacing an existing <out>).
 void commit_output_dir(const std::string& staging, const std::string& out);
+// The whole sequence: begin_output_dir, fill(staging), commit_output_dir; when fill (or the
+// commit) throws, the staging directory is removed and the exception passed on, so nothing is
+// left at <out> or <out>.partial.
+void write_output_dir(const std::string& out, const std::function<void(const std::string& staging)>& fill);
 
 // Checks an output path given by `flag` before anything is created (std::invalid_argument, exit 2
 // in the CLI, naming the flags):

@@ -410,8 +410,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   cfg["quantization_config"] = {{"quant_method", "compressed-tensors"}, {"format", fmt}, {"sparsity_config", sc}};
   cfg["ressa_sparse"] = {{"format", to_string(o.format)}, {"n", nm ? o.n : 0}, {"m", nm ? o.m : 0}};
 
-  const std::string staging = begin_output_dir(out_dir);
-  try {
+  write_output_dir(out_dir, [&](const std::string& staging) {
     io::save_config(staging, lm.model->config);  // config.json (replaced below) + preprocessor_config.json
     write_file_atomic((fs::path(staging) / "config.json").string(), cfg.dump(2) + "\n");
     fs::copy_file(tok_path, fs::path(staging) / "tokenizer.json", fs::copy_options::overwrite_existing);
@@ -423,12 +422,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
       const auto fname = e.path().filename().string();
       if (fname.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") rep.file_bytes += fs::file_size(e.path());
     }
-    commit_output_dir(staging, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    throw;
-  }
+  });
   return rep;
 }
 

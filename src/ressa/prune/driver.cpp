@@ -391,18 +391,12 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
                         {"ressa_version", kRessaVersion}};
   if (o.method == Method::DSnoT) rec["dsnot_base"] = to_string(o.method_opts.dsnot_base);
 
-  const std::string staging = begin_output_dir(out_dir);
-  try {
+  write_output_dir(out_dir, [&](const std::string& staging) {
     model::save_model(staging, lm.model,
                       {{"ressa.command", "prune"}, {"ressa.method", to_string(o.method)}, {"ressa.pattern", pattern}});
     fs::copy_file(tok_path, fs::path(staging) / "tokenizer.json", fs::copy_options::overwrite_existing);
     write_file_atomic((fs::path(staging) / "prune.json").string(), rec.dump(2) + "\n");
-    commit_output_dir(staging, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    throw;
-  }
+  });
   return rep;
 }
 

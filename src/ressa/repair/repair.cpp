@@ -190,19 +190,13 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
       {"filled_pruned_positions", res.merge.filled_pruned_positions},
       {"val_accuracy", {{"dense", res.val_dense}, {"before", res.val_before}, {"after", res.val_after}, {"n", res.val_n}}},
   };
-  const std::string staging = begin_output_dir(o.out_dir);
-  try {
+  write_output_dir(o.out_dir, [&](const std::string& staging) {
     // save_model refuses NaN/Inf weights: then nothing is left at --out.
     model::save_model(staging, net, {{"ressa.command", "repair"}, {"ressa.adapter", model::to_string(o.adapter.kind)}});
     fs::copy_file(fs::path(o.pruned_dir) / "tokenizer.json", fs::path(staging) / "tokenizer.json");
     fs::copy_file(fs::path(o.pruned_dir) / "prune.json", fs::path(staging) / "prune.json");
     write_file_atomic((fs::path(staging) / "repair.json").string(), rep.dump(2) + "\n");
-    commit_output_dir(staging, o.out_dir);
-  } catch (...) {
-    std::error_code ec2;
-    fs::remove_all(staging, ec2);
-    throw;
-  }
+  });
   fs::remove_all(ckpt, ec);
   if (rt.group) rt.group->root_done("writing " + o.out_dir);
   return res;

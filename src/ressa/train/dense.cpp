@@ -111,17 +111,11 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   res.questions_per_s = res.loop.examples_per_s * static_cast<double>(train_set.size()) / static_cast<double>(n_units);
   res.gflop_per_s = 6.0 * n_params * tokens * res.loop.examples_per_s / 1e9;
 
-  const std::string staging = begin_output_dir(o.out_dir);
-  try {
+  write_output_dir(o.out_dir, [&](const std::string& staging) {
     // save_model refuses NaN/Inf weights: then nothing is left at --out.
     model::save_model(staging, net, {{"ressa.command", "train"}, {"ressa.seed", std::to_string(o.seed)}});
     tok.save(staging + "/tokenizer.json");
-    commit_output_dir(staging, o.out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    throw;
-  }
+  });
   std::error_code ec;
   fs::remove_all(lo.checkpoint_dir, ec);
   if (rt.group) rt.group->root_done("writing " + o.out_dir);
