@@ -411,66 +411,46 @@ void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
   check_split_options("generate_fashion", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
   RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
                   "[generate_fashion] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
-  namespace fs = std::filesystem;
   // Load the photos first: a missing package fails before anything is written.
   FashionPhotos train_photos, test_photos;
   if (opt.train > 0) train_photos = load_fashion_mnist(opt.source_dir, true);
   if (opt.val > 0 || opt.test > 0) test_photos = load_fashion_mnist(opt.source_dir, false);
-  create_image_dir("generate_fashion", out_dir);
-
-  const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
-  const char* splits[3] = {"train", "val", "test"};
+  // Photo pools: train uses the training file; val the even-indexed and test the odd-indexed
+  // photos of the test file, so val and test never share a photo either.
   const int sizes[3] = {opt.train, opt.val, opt.test};
+  std::vector<std::vector<int>> by_class[3];
   for (int si = 0; si < 3; ++si) {
-    const int n = sizes[si];
-    if (n == 0) {
-      write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), {});
-      continue;
-    }
-    // Photo pools: train uses the training file; val the even-indexed and test the
-    // odd-indexed photos of the test file, so val and test never share a photo either.
-    const FashionPhotos& photos = si == 0 ? train_photos : test_photos;
-    const std::string source = si == 0 ? "train:" : "test:";
-    const auto by_class = si == 0   ? photos.by_class
-                          : si == 1 ? pool(photos, [](int i) { return i % 2 == 0; })
-                                    : pool(photos, [](int i) { return i % 2 == 1; });
+    if (sizes[si] == 0) continue;
+    by_class[si] = si == 0   ? train_photos.by_class
+                   : si == 1 ? pool(test_photos, [](int i) { return i % 2 == 0; })
+                             : pool(test_photos, [](int i) { return i % 2 == 1; });
     for (int c = 0; c < kFashionNumClasses; ++c)
-      RESSA_CHECK(!by_class[c].empty(), "[generate_fashion] no ", splits[si], " photo of class ",
-                  kFashionClassNames[c]);
-
-    const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0xFA5410Full * (si + 1)));
-    std::vector<int> answers;
-    for (const std::string& f : fashion_families()) answers.push_back(int(fashion_answers(f).size()));
-    const std::vector<std::pair<int, int>> tasks = balanced_tasks(n, answers, split_seed);
-
-    // Each example depends only on (split_seed, index), so threads never change the output.
-    std::vector<VqaExample> examples(n);
-    const bool captions = opt.train_captions && si == 0;
-    std::vector<std::string> described(captions ? n : 0);
-    const int n_extra = si == 0 ? opt.train_questions : 0;
-    std::vector<std::vector<SceneQa>> extra(n_extra > 0 ? n : 0);
-    parallel_for(n, opt.threads, [&](int i) {
-      const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
-      FashionScene sc =
-          make_fashion_scene(s, tasks[i].first, tasks[i].second, opt.image_size, by_class);
-      const std::string stem = example_stem(splits[si], i);
-      VqaExample& ex = examples[i];
-      ex.id = stem;
-      ex.image = std::string("images/") + stem + ".png";
-      const std::string png = encode_png(render_fashion(sc, photos.images, opt.image_size, splitmix64(s ^ 0xC0105ull)));
-      write_image_file("generate_fashion", (fs::path(out_dir) / ex.image).string(), png, tmp_suffix);
-      for (const FashionItem& it : sc.items) ex.sources.push_back(source + std::to_string(it.photo));
-      if (captions) described[i] = describe_fashion_scene(sc);
-      if (n_extra > 0)
-        for (FashionScene& q : fashion_scene_questions(sc, splitmix64(s ^ 0x9E57ull), n_extra))
-          extra[i].push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
-      ex.question = std::move(sc.question);
-      ex.answer = std::move(sc.answer);
-      ex.family = std::move(sc.family);
-    });
-    append_train_extras(examples, std::move(extra), std::move(described), kFashionDescribeQuestion);
-    write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
+      RESSA_CHECK(!by_class[si][c].empty(), "[generate_fashion] no ", si == 0 ? "train" : si == 1 ? "val" : "test",
+                  " photo of class ", kFashionClassNames[c]);
   }
+  SplitPlan plan;
+  plan.fn = "generate_fashion";
+  plan.seed = opt.seed, plan.salt = 0xFA5410Full;
+  plan.sizes[0] = opt.train, plan.sizes[1] = opt.val, plan.sizes[2] = opt.test;
+  plan.threads = opt.threads;
+  for (const std::string& f : fashion_families()) plan.answers_per_family.push_back(int(fashion_answers(f).size()));
+  plan.train_captions = opt.train_captions, plan.train_questions = opt.train_questions;
+  plan.describe_question = kFashionDescribeQuestion;
+  write_splits(out_dir, plan, [&](const ExampleRequest& r) {
+    const FashionPhotos& photos = r.split == 0 ? train_photos : test_photos;
+    FashionScene sc = make_fashion_scene(r.seed, r.family, r.answer, opt.image_size, by_class[r.split]);
+    GeneratedExample g;
+    g.image = render_fashion(sc, photos.images, opt.image_size, splitmix64(r.seed ^ 0xC0105ull));
+    for (const FashionItem& it : sc.items)
+      g.sources.push_back((r.split == 0 ? "train:" : "test:") + std::to_string(it.photo));
+    if (r.caption) g.caption = describe_fashion_scene(sc);
+    for (FashionScene& q : fashion_scene_questions(sc, splitmix64(r.seed ^ 0x9E57ull), r.extra))
+      g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
+    g.question = std::move(sc.question);
+    g.answer = std::move(sc.answer);
+    g.family = std::move(sc.family);
+    return g;
+  });
 }
 
 }  // namespace ressa::data

@@ -11,6 +11,8 @@
 
 #include "ressa/core/error.h"
 
+#include <unistd.h>
+
 namespace ressa::data {
 
 std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& answers_per_family,
@@ -111,6 +113,45 @@ void append_train_extras(std::vector<VqaExample>& examples, std::vector<std::vec
     c.answer = std::move(captions[i]);
     c.family = kDescribeFamily;
     examples.push_back(std::move(c));
+  }
+}
+
+void write_splits(const std::string& out_dir, const SplitPlan& plan,
+                  const std::function<GeneratedExample(const ExampleRequest&)>& make) {
+  namespace fs = std::filesystem;
+  create_image_dir(plan.fn, out_dir);
+  const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
+  const char* splits[3] = {"train", "val", "test"};
+  for (int si = 0; si < 3; ++si) {
+    const int n = plan.sizes[si];
+    const uint64_t split_seed = splitmix64(plan.seed ^ splitmix64(plan.salt * uint64_t(si + 1)));
+    const std::vector<std::pair<int, int>> tasks = balanced_tasks(n, plan.answers_per_family, split_seed);
+    std::vector<VqaExample> examples(n);
+    const bool captions = plan.train_captions && si == 0;
+    std::vector<std::string> described(captions ? n : 0);
+    const int n_extra = si == 0 ? plan.train_questions : 0;
+    std::vector<std::vector<SceneQa>> extra(n_extra > 0 ? n : 0);
+    parallel_for(n, plan.threads, [&](int i) {
+      ExampleRequest req;
+      req.split = si, req.index = i;
+      req.seed = splitmix64(split_seed + splitmix64(uint64_t(i)));
+      req.family = tasks[i].first, req.answer = tasks[i].second;
+      req.caption = captions, req.extra = n_extra;
+      GeneratedExample g = make(req);
+      const std::string stem = example_stem(splits[si], i);
+      VqaExample& ex = examples[i];
+      ex.id = stem;
+      ex.image = "images/" + stem + ".png";
+      write_image_file(plan.fn, (fs::path(out_dir) / ex.image).string(), encode_png(g.image), tmp_suffix);
+      ex.question = std::move(g.question);
+      ex.answer = std::move(g.answer);
+      ex.family = std::move(g.family);
+      ex.sources = std::move(g.sources);
+      if (captions) described[i] = std::move(g.caption);
+      if (n_extra > 0) extra[i] = std::move(g.extra);
+    });
+    append_train_extras(examples, std::move(extra), std::move(described), plan.describe_question);
+    write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
   }
 }
 

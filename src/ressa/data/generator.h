@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ressa/data/dataset.h"
+#include "ressa/data/image.h"
 
 namespace ressa::data {
 
@@ -93,6 +94,46 @@ void write_image_file(const char* fn, const std::string& path, const std::string
 struct SceneQa {
   std::string family, question, answer;
 };
+
+// What a generator is asked for: example `index` of split `split` (0 train, 1 val, 2 test) with
+// its own seed, the (family, answer) the balanced schedule gave it, and whether to also
+// describe the scene (caption) and ask up to `extra` more questions (train split only).
+struct ExampleRequest {
+  int split = 0, index = 0;
+  uint64_t seed = 0;
+  int family = 0, answer = 0;
+  bool caption = false;
+  int extra = 0;
+};
+
+// What it returns.
+struct GeneratedExample {
+  std::string family, question, answer;
+  std::vector<std::string> sources;  // provenance ("sources" in the JSONL), may be empty
+  Image image;
+  std::string caption;          // when asked: the describe answer
+  std::vector<SceneQa> extra;   // when asked: up to `extra` more questions
+};
+
+// How a task lays out its splits.
+struct SplitPlan {
+  const char* fn = "";  // the generator, for error messages
+  uint64_t seed = 0;    // master seed
+  uint64_t salt = 0;    // task constant: split s gets splitmix64(seed ^ splitmix64(salt * (s + 1)))
+  int sizes[3] = {0, 0, 0};  // train, val, test
+  int threads = 0;
+  std::vector<int> answers_per_family;  // the balanced schedule (balanced_tasks)
+  bool train_captions = false;
+  int train_questions = 0;
+  std::string describe_question;
+};
+
+// Writes out_dir/images/<split>_<index:06d>.png and out_dir/{train,val,test}.jsonl: for each
+// split the balanced examples made by `make` (example i's seed: splitmix64(split seed +
+// splitmix64(i)), so the output never depends on the thread count), then on the train split
+// the extra questions and captions (append_train_extras).
+void write_splits(const std::string& out_dir, const SplitPlan& plan,
+                  const std::function<GeneratedExample(const ExampleRequest&)>& make);
 
 // Appends the training-only examples of a split after its balanced ones, in a fixed order:
 // first extra[i][j] for every image i (id "<id of example i>_q<j+1>"), then captions[i]

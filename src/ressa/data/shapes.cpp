@@ -394,47 +394,26 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
   check_split_options("generate_shapes", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
   RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
                   "[generate_shapes] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
-  namespace fs = std::filesystem;
-  create_image_dir("generate_shapes", out_dir);
-
-  const std::string tmp_suffix = ".tmp." + std::to_string(::getpid());
-  const char* splits[3] = {"train", "val", "test"};
-  const int sizes[3] = {opt.train, opt.val, opt.test};
-  for (int si = 0; si < 3; ++si) {
-    const int n = sizes[si];
-    const uint64_t split_seed = splitmix64(opt.seed ^ splitmix64(0x5EEDull * (si + 1)));
-    std::vector<int> answers;
-    for (const std::string& f : shapes_families()) answers.push_back(int(shapes_answers(f).size()));
-    const std::vector<std::pair<int, int>> tasks = balanced_tasks(n, answers, split_seed);
-
-    // Each example depends only on (split_seed, index), so threads never change the output.
-    std::vector<VqaExample> examples(n);
-    const bool captions = opt.train_captions && si == 0;
-    std::vector<std::string> described(captions ? n : 0);
-    const int n_extra = si == 0 ? opt.train_questions : 0;
-    std::vector<std::vector<ShapesScene>> extra(n_extra > 0 ? n : 0);
-    parallel_for(n, opt.threads, [&](int i) {
-      const uint64_t s = splitmix64(split_seed + splitmix64(uint64_t(i)));
-      ShapesScene sc = make_shapes_scene(s, tasks[i].first, tasks[i].second, opt.image_size);
-      const std::string stem = example_stem(splits[si], i);
-      VqaExample& ex = examples[i];
-      ex.id = stem;
-      ex.image = std::string("images/") + stem + ".png";
-      const std::string png = encode_png(render_shapes(sc, opt.image_size, splitmix64(s ^ 0xC0105ull)));
-      write_image_file("generate_shapes", (fs::path(out_dir) / ex.image).string(), png, tmp_suffix);
-      if (captions) described[i] = describe_shapes_scene(sc);
-      if (n_extra > 0) extra[i] = scene_questions(sc, opt.image_size, splitmix64(s ^ 0x9E57ull), n_extra);
-      ex.question = std::move(sc.question);
-      ex.answer = std::move(sc.answer);
-      ex.family = std::move(sc.family);
-    });
-    // Appended after the balanced examples: first the extra questions, then the captions.
-    std::vector<std::vector<SceneQa>> qas(extra.size());
-    for (size_t i = 0; i < extra.size(); ++i)
-      for (ShapesScene& q : extra[i]) qas[i].push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
-    append_train_extras(examples, std::move(qas), std::move(described), kShapesDescribeQuestion);
-    write_jsonl((fs::path(out_dir) / (std::string(splits[si]) + ".jsonl")).string(), examples);
-  }
+  SplitPlan plan;
+  plan.fn = "generate_shapes";
+  plan.seed = opt.seed, plan.salt = 0x5EEDull;
+  plan.sizes[0] = opt.train, plan.sizes[1] = opt.val, plan.sizes[2] = opt.test;
+  plan.threads = opt.threads;
+  for (const std::string& f : shapes_families()) plan.answers_per_family.push_back(int(shapes_answers(f).size()));
+  plan.train_captions = opt.train_captions, plan.train_questions = opt.train_questions;
+  plan.describe_question = kShapesDescribeQuestion;
+  write_splits(out_dir, plan, [&](const ExampleRequest& r) {
+    ShapesScene sc = make_shapes_scene(r.seed, r.family, r.answer, opt.image_size);
+    GeneratedExample g;
+    g.image = render_shapes(sc, opt.image_size, splitmix64(r.seed ^ 0xC0105ull));
+    if (r.caption) g.caption = describe_shapes_scene(sc);
+    for (ShapesScene& q : scene_questions(sc, opt.image_size, splitmix64(r.seed ^ 0x9E57ull), r.extra))
+      g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
+    g.question = std::move(sc.question);
+    g.answer = std::move(sc.answer);
+    g.family = std::move(sc.family);
+    return g;
+  });
 }
 
 }  // namespace ressa::data
