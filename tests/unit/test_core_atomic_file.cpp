@@ -12,25 +12,15 @@
 #include <fstream>
 #include <string>
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using ressa::check_output_path;
 using ressa::OutputKind;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ressa_test_atomic_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using ressa::test::TempDir;
 
 size_t entries(const fs::path& dir) {
   size_t n = 0;

@@ -8,22 +8,13 @@
 
 #include "ressa/data/dataset.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using ressa::data::VqaExample;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("ressa_dataset_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& s) const { return (path / s).string(); }
-};
+using ressa::test::TempDir;
 
 void write_text(const std::string& p, const std::string& s) { std::ofstream(p) << s; }
 

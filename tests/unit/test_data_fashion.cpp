@@ -18,6 +18,8 @@
 #include "ressa/data/dataset.h"
 #include "ressa/data/fashion.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using namespace ressa::data;
 
@@ -33,17 +35,7 @@ bool have_fashion_mnist() {
   if (!have_fashion_mnist())                                                             \
   GTEST_SKIP() << kSourceDir << " not found (apt-get install dataset-fashion-mnist)"
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag = "") {
-    auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("ressa_fashion_" + std::to_string(::getpid()) + "_" + info->name() + tag);
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using ressa::test::TempDir;
 
 std::vector<std::string> words(const std::string& s) {
   std::istringstream is(s);

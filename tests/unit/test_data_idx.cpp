@@ -14,21 +14,13 @@
 #include "ressa/data/fashion.h"
 #include "ressa/data/idx.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using namespace ressa::data;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("ressa_idx_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using ressa::test::TempDir;
 
 void put32(std::string& s, uint32_t v) {
   for (int k = 3; k >= 0; --k) s.push_back(char(uint8_t(v >> (8 * k))));

@@ -11,23 +11,14 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/data/image.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using ressa::data::Image;
 
 namespace {
 // A fresh directory per test, removed when the test ends.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("ressa_image_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path operator/(const std::string& s) const { return path / s; }
-};
+using ressa::test::TempDir;
 
 void write_bytes(const fs::path& p, const std::string& s) {
   std::ofstream(p, std::ios::binary).write(s.data(), std::streamsize(s.size()));

@@ -11,22 +11,13 @@
 #include "ressa/data/shapes.h"
 #include "ressa/io/tokenizer.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using ressa::io::Tokenizer;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("ressa_tok_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& s) const { return (path / s).string(); }
-};
+using ressa::test::TempDir;
 
 // A minimal valid WordLevel tokenizer.json; `model`, `added` and `vocab` replace the parts.
 std::string tokenizer_json(
