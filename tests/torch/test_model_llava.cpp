@@ -9,6 +9,8 @@
 #include "ressa/io/safetensors.h"
 #include "ressa/model/checkpoint.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using namespace ressa;
 
@@ -21,8 +23,8 @@ torch::Tensor golden(const io::SafetensorsFile& f, const std::string& name) {
 }
 
 std::string temp_copy_of_fixture() {
-  auto dir = fs::temp_directory_path() / ("ressa_model_" + std::to_string(::getpid()) + "_" +
-                                          std::to_string(std::rand()));
+  static int copies = 0;
+  const fs::path dir = ressa::test::process_temp_dir("model") / std::to_string(copies++);
   fs::create_directories(dir);
   for (auto& e : fs::directory_iterator(kFixture)) fs::copy_file(e.path(), dir / e.path().filename());
   return dir.string();

@@ -13,6 +13,8 @@
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/mask.h"
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using namespace ressa;
 
@@ -20,15 +22,7 @@ namespace {
 const std::string kFixture = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny";
 const std::string kGolden = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_tiny_golden.safetensors";
 
-fs::path temp_root() {
-  static fs::path root = [] {
-    auto r = fs::temp_directory_path() / ("ressa_test_sparse_" + std::to_string(::getpid()));
-    fs::remove_all(r);
-    fs::create_directories(r);
-    return r;
-  }();
-  return root;
-}
+fs::path temp_root() { return ressa::test::process_temp_dir("test_sparse"); }
 
 // The tiny fixture with every tower-block Linear magnitude-pruned to `pattern` (weight zeroed,
 // mask set), saved as a model directory (plus a tokenizer.json, which export copies).
