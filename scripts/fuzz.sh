@@ -4,9 +4,11 @@
 #   scripts/fuzz.sh [SECONDS_PER_HARNESS=60] [HARNESS...]     e.g. scripts/fuzz.sh 30 config idx
 # Harness names: the <name> of tests/fuzz/fuzz_<name>.cpp (default: all of them).
 # FUZZ_RUNS=N stops each harness after N executions instead (SECONDS still caps the time).
-# FUZZ_SEED=N fixes libFuzzer's random seed, so a run from the same corpus explores the same
-# inputs (scripts/test.sh, i.e. CI, uses seed 1: a CI failure is then reproducible and caused by
-# the change under test, not by the draw). Unset: a new random seed per run, for bug hunting.
+# FUZZ_SEED=N fixes libFuzzer's random seed (scripts/test.sh, i.e. CI, uses seed 1 and 100,000
+# runs): a run from the same corpus then mostly tries the same inputs, though not bit for bit
+# (two seed-1 runs of `image` kept 531 and 550 corpus files). Unset: a new random seed per run,
+# for bug hunting. A failing input of up to 8 KB is also printed in base64, so that one found by
+# CI can be recovered from its log.
 # Each run starts from the committed seeds (tests/fuzz/corpus/<name>/) plus what earlier runs in
 # this build dir found (build-fuzz/corpus/<name>/, never committed automatically). A crash, leak,
 # sanitizer report or an input slower than 10 s fails the script (exit 1); the input is saved
@@ -62,6 +64,10 @@ for n in "${NAMES[@]}"; do
     status=1
     summary+=("fuzz_$n FAILED (exit $rc) after ${runs:-?} executions; input in $art/; see $log")
     grep -E "ERROR|runtime error|SUMMARY|terminate|what\(\)" "$log" | head -5 >&2 || true
+    # The input, printed so it can be recovered from a CI log (base64 -d > file to replay it).
+    for f in "$art"/*; do
+      [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 8192 ] && echo "input $f (base64): $(base64 -w0 "$f")" >&2
+    done
   else
     summary+=("fuzz_$n ok: ${runs:-?} executions, ${rate:-?} exec/s, corpus $corp files")
   fi
