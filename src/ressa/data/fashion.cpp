@@ -286,10 +286,7 @@ std::vector<FashionScene> fashion_scene_questions(const FashionScene& scene, uin
   for (int i = 0; i < int(items.size()); ++i)
     if (count_of[items[i].cls] == 1) unique.push_back(i);
 
-  std::vector<int> fams;
-  for (int f = 0; f < kNumFamilies; ++f)
-    if (fashion_families()[f] != scene.family) fams.push_back(f);
-  for (int i = int(fams.size()) - 1; i > 0; --i) std::swap(fams[i], fams[rng.uniform(0, i)]);
+  const std::vector<int> fams = other_families_shuffled(fashion_families(), scene.family, rng);
   std::vector<FashionScene> out;
   for (int f : fams) {
     if (int(out.size()) >= k) break;

@@ -29,6 +29,14 @@ std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& a
   return tasks;
 }
 
+std::vector<int> other_families_shuffled(const std::vector<std::string>& families, const std::string& asked, Rng& rng) {
+  std::vector<int> fams;
+  for (int f = 0; f < int(families.size()); ++f)
+    if (families[size_t(f)] != asked) fams.push_back(f);
+  for (int i = int(fams.size()) - 1; i > 0; --i) std::swap(fams[size_t(i)], fams[size_t(rng.uniform(0, i))]);
+  return fams;
+}
+
 void parallel_for(int n, int threads, const std::function<void(int)>& body) {
   std::atomic<int> next{0};
   std::exception_ptr error;

@@ -72,6 +72,10 @@ class Noise {
 std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& answers_per_family,
                                                 uint64_t split_seed);
 
+// The indices of `families` other than `asked`, in an order drawn from rng (Fisher-Yates): the
+// order in which a scene's extra training questions try the other families.
+std::vector<int> other_families_shuffled(const std::vector<std::string>& families, const std::string& asked, Rng& rng);
+
 // Calls body(i) for every i in [0, n) on `threads` threads (0 = one per core, clamped to 1..n).
 // The first exception stops the other workers early and is rethrown here.
 void parallel_for(int n, int threads, const std::function<void(int)>& body);

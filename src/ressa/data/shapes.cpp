@@ -267,10 +267,7 @@ std::vector<ShapesScene> scene_questions(const ShapesScene& scene, int image_siz
     for (const auto& o : objs) same += o.shape == objs[i].shape && o.color == objs[i].color;
     if (same == 1) named.push_back(i);
   }
-  std::vector<int> fams;
-  for (int f = 0; f < kNumFamilies; ++f)
-    if (shapes_families()[f] != scene.family) fams.push_back(f);
-  for (int i = int(fams.size()) - 1; i > 0; --i) std::swap(fams[i], fams[rng.uniform(0, i)]);
+  const std::vector<int> fams = other_families_shuffled(shapes_families(), scene.family, rng);
   std::vector<ShapesScene> out;
   for (int f : fams) {
     if (int(out.size()) >= k) break;
