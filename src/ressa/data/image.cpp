@@ -1,12 +1,18 @@
-// Image I/O with stb_image / stb_image_write (Debian libstb-dev, header-only use: this is the
-// only translation unit that defines the stb implementations) and bilinear resize.
+// Image I/O: PNG with stb_image / stb_image_write (Debian libstb-dev, header-only use: this is
+// the only translation unit that defines the stb implementations), JPEG with libjpeg-turbo
+// (Debian libjpeg-dev), and bilinear resize. JPEG went to libjpeg-turbo after the fuzzer found a
+// fourth input that stb_image 2.27's JPEG decoder mishandles (see decode_jpeg).
 #include "ressa/data/image.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+
+#include <jpeglib.h>
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
@@ -54,7 +60,6 @@ static unsigned char* ressa_zlib_store(unsigned char* data, int data_len, int* o
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_FAILURE_USERMSG
 #include <stb_image.h>
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -69,76 +74,65 @@ namespace {
 // library never changes it afterwards.
 const bool kPngFilterNone = (stbi_write_force_png_filter = 0, true);
 
-// stb_image 2.27 (Debian 12) trusts two things in a JPEG that a corrupt file can break (both
-// found by tests/fuzz/fuzz_image):
-//  - a DHT segment's 16 code-length counts: when they sum past 256, stbi__build_huffman writes
-//    beyond stbi__huffman::size[257] (fixed upstream in 2.28);
-//  - that every Huffman table a scan (SOS) selects was defined by an earlier DHT: an undefined
-//    table is uninitialised memory, and decoding with it reads out of bounds
-//    (stbi__jpeg_huff_decode with a negative symbol index).
-// This walks the marker segments the way stb reads them -- segments by their length, other
-// bytes up to the next real marker -- and returns what is wrong with the first segment stb
-// would trip over, or "" when none is.
-std::string jpeg_table_problem(const std::string& b) {
-  auto u8 = [&](size_t i) -> unsigned { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
-  size_t i = 0;  // SOI: 0xFF, any 0xFF fill bytes, 0xD8 (stb accepts the fill bytes too)
-  if (u8(i) != 0xFF) return "";
-  while (u8(i) == 0xFF) ++i;
-  if (u8(i) != 0xD8) return "";  // not a JPEG
-  ++i;
-  bool defined[2][4] = {};  // [DC=0 / AC=1][table id]
-  bool progressive = false;
-  while (i + 1 < b.size()) {
-    if (u8(i) != 0xFF) {  // entropy-coded data, or junk stb skips between markers
-      ++i;
-      continue;
-    }
-    const unsigned m = u8(i + 1);
-    if (m == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffed 0xFF, RSTn, TEM
-      i += 2;
-      continue;
-    }
-    if (m == 0xD9) return "";  // EOI
-    const size_t len = (u8(i + 2) << 8) | u8(i + 3);
-    if (m == 0xC2) progressive = true;
-    if (m == 0xC4) {  // DHT: tables of 1 + 16 + sum(counts) bytes while the length lasts (as stb reads it)
-      long left = long(len) - 2;
-      size_t pos = i + 4;
-      while (left > 0) {
-        const unsigned tc = u8(pos) >> 4, th = u8(pos) & 15;
-        unsigned n = 0;
-        for (size_t k = 0; k < 16; ++k) n += u8(pos + 1 + k);
-        if (n > 256)
-          return "JPEG Huffman table (DHT) declares " + std::to_string(n) + " codes, at most 256 are allowed";
-        if (tc > 1 || th > 3) return "";  // stb rejects it itself
-        defined[tc][th] = true;
-        pos += 17 + n;
-        left -= long(17 + n);
-      }
-      if (left != 0) return "";  // stb rejects the length mismatch itself
-    }
-    if (m == 0xDA) {  // SOS: Ns, Ns x (component id, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
-      const unsigned ns = u8(i + 4);
-      const size_t tail = i + 5 + 2 * size_t(ns);
-      const unsigned ss = u8(tail), se = u8(tail + 1), ah = u8(tail + 2) >> 4;
-      // Baseline scans decode DC and AC; progressive ones DC (first pass) or AC, not both.
-      const bool dc = progressive ? ss == 0 && ah == 0 : true;
-      const bool ac = progressive ? se > 0 : true;
-      for (unsigned k = 0; k < ns; ++k) {
-        const unsigned td = u8(i + 6 + 2 * size_t(k)) >> 4, ta = u8(i + 6 + 2 * size_t(k)) & 15;
-        if (td > 3 || ta > 3) return "";  // stb rejects it itself
-        if (dc && !defined[0][td])
-          return "JPEG scan uses DC Huffman table " + std::to_string(td) + ", which no DHT segment defined";
-        if (ac && !defined[1][ta])
-          return "JPEG scan uses AC Huffman table " + std::to_string(ta) + ", which no DHT segment defined";
-      }
-    }
-    i += 2 + len;
+// JPEG through libjpeg-turbo. stb_image 2.27's JPEG decoder failed the fuzzer four times: a DHT
+// table with more than 256 codes (write past stbi__huffman::size), a scan selecting a Huffman
+// table no DHT defined (reads of uninitialised memory), and entropy data cut short by a marker
+// (negative bit count, then a shift by 32 in stbi__grow_buffer_unsafe; fixed upstream in 2.28,
+// which Debian 12 does not have). The first two were guarded by a marker walk; the third cannot
+// be seen without decoding. libjpeg-turbo validates all of this itself (and is fuzzed upstream).
+// Errors longjmp back here; warnings (e.g. a truncated file, decoded as far as it goes) are
+// accepted silently, as every viewer does.
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_fail(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+void jpeg_quiet(j_common_ptr, int) {}
+
+// Decodes into *out (a pointer, so nothing the longjmp crosses needs a destructor or is an
+// automatic variable modified after setjmp). Returns "" or the error message.
+std::string decode_jpeg_into(const unsigned char* data, size_t len, Image* out) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_fail;
+  err.mgr.emit_message = jpeg_quiet;
+  err.message[0] = 0;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return err.message[0] ? err.message : "libjpeg error";
   }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(len));
+  jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.image_width == 0 || cinfo.image_height == 0 || cinfo.image_width > unsigned(kMaxImageDim) ||
+      cinfo.image_height > unsigned(kMaxImageDim)) {
+    const std::string bad = "image size " + std::to_string(cinfo.image_width) + "x" +
+                            std::to_string(cinfo.image_height) + " outside 1.." + std::to_string(kMaxImageDim);
+    jpeg_destroy_decompress(&cinfo);
+    return bad;
+  }
+  cinfo.out_color_space = JCS_RGB;  // grey is replicated; CMYK/YCCK are rejected by libjpeg
+  jpeg_start_decompress(&cinfo);
+  if (cinfo.output_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    return "unsupported JPEG colour space";
+  }
+  out->width = int(cinfo.output_width);
+  out->height = int(cinfo.output_height);
+  out->rgb.assign(size_t(out->width) * size_t(out->height) * 3, 0);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = out->rgb.data() + size_t(cinfo.output_scanline) * size_t(out->width) * 3;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
   return "";
 }
 
@@ -187,14 +181,19 @@ Image load_image(const std::string& path) {
 }
 
 Image decode_image(const std::string& file_bytes, const std::string& path) {
+  if (file_bytes.size() > size_t(INT32_MAX)) fail("[load_image] ", path, ": file too large");
+  if (file_bytes.size() >= 2 && uint8_t(file_bytes[0]) == 0xFF && uint8_t(file_bytes[1]) == 0xD8) {
+    Image img;
+    const std::string bad =
+        decode_jpeg_into(reinterpret_cast<const unsigned char*>(file_bytes.data()), file_bytes.size(), &img);
+    if (!bad.empty()) fail("[load_image] ", path, ": cannot decode JPEG (", bad, ")");
+    return img;
+  }
   std::string without_empty_idat;
   const std::string& bytes =
       drop_empty_png_idat(file_bytes, without_empty_idat) ? without_empty_idat : file_bytes;
-  if (bytes.size() > size_t(INT32_MAX)) fail("[load_image] ", path, ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-  const int len = static_cast<int>(bytes.size());
-  if (const std::string bad = jpeg_table_problem(bytes); !bad.empty())
-    fail("[load_image] ", path, ": corrupt JPEG: ", bad);
+  const int len = static_cast<int>(std::min(bytes.size(), size_t(INT32_MAX)));
   int w = 0, h = 0, c = 0;
   // Check the header first so a huge declared size is rejected before any allocation.
   if (!stbi_info_from_memory(data, len, &w, &h, &c))
