@@ -405,9 +405,8 @@ Image render_fashion(const FashionScene& scene, const IdxImages& images, int ima
 }
 
 void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
-  check_split_options("generate_fashion", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
-  RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
-                  "[generate_fashion] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
+  check_split_options("generate_fashion", opt.train, opt.val, opt.test, opt.image_size, opt.threads,
+                      opt.train_questions, kNumFamilies);
   // Load the photos first: a missing package fails before anything is written.
   FashionPhotos train_photos, test_photos;
   if (opt.train > 0) train_photos = load_fashion_mnist(opt.source_dir, true);
@@ -441,8 +440,9 @@ void generate_fashion(const std::string& out_dir, const FashionOptions& opt) {
     for (const FashionItem& it : sc.items)
       g.sources.push_back((r.split == 0 ? "train:" : "test:") + std::to_string(it.photo));
     if (r.caption) g.caption = describe_fashion_scene(sc);
-    for (FashionScene& q : fashion_scene_questions(sc, splitmix64(r.seed ^ 0x9E57ull), r.extra))
-      g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
+    if (r.extra > 0)
+      for (FashionScene& q : fashion_scene_questions(sc, splitmix64(r.seed ^ 0x9E57ull), r.extra))
+        g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
     g.question = std::move(sc.question);
     g.answer = std::move(sc.answer);
     g.family = std::move(sc.family);

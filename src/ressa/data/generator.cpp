@@ -65,12 +65,15 @@ std::string example_stem(const std::string& split, int i) {
   return split + num;
 }
 
-void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads) {
+void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads,
+                         int train_questions, int families) {
   RESSA_CHECK_ARG(train >= 0 && val >= 0 && test >= 0, "[", fn, "] split sizes must be >= 0, got train=",
                   train, " val=", val, " test=", test);
   RESSA_CHECK_ARG(image_size >= 32 && image_size <= 1024, "[", fn, "] image_size ", image_size,
                   " outside 32..1024");
   RESSA_CHECK_ARG(threads >= 0, "[", fn, "] threads must be >= 0, got ", threads);
+  RESSA_CHECK_ARG(train_questions >= 0 && train_questions < families, "[", fn, "] train_questions must be in 0..",
+                  families - 1, ", got ", train_questions);
 }
 
 void create_image_dir(const char* fn, const std::string& out_dir) {

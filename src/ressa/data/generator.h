@@ -83,9 +83,10 @@ void parallel_for(int n, int threads, const std::function<void(int)>& body);
 // Example stem of split `split` ("train_000012").
 std::string example_stem(const std::string& split, int i);
 
-// Checks the options every generator has (fn names the caller in the error) and creates
-// out_dir/images.
-void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads);
+// Checks the options every generator has (fn names the caller in the error; train_questions
+// must be below the task's number of families) and creates out_dir/images.
+void check_split_options(const char* fn, int train, int val, int test, int image_size, int threads,
+                         int train_questions, int families);
 void create_image_dir(const char* fn, const std::string& out_dir);
 
 // Writes one generated image: temp file (path + tmp_suffix) + rename, so a reader never sees a

@@ -388,9 +388,8 @@ Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
 }
 
 void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
-  check_split_options("generate_shapes", opt.train, opt.val, opt.test, opt.image_size, opt.threads);
-  RESSA_CHECK_ARG(opt.train_questions >= 0 && opt.train_questions < kNumFamilies,
-                  "[generate_shapes] train_questions must be in 0..", kNumFamilies - 1, ", got ", opt.train_questions);
+  check_split_options("generate_shapes", opt.train, opt.val, opt.test, opt.image_size, opt.threads,
+                      opt.train_questions, kNumFamilies);
   SplitPlan plan;
   plan.fn = "generate_shapes";
   plan.seed = opt.seed, plan.salt = 0x5EEDull;
@@ -404,8 +403,9 @@ void generate_shapes(const std::string& out_dir, const ShapesOptions& opt) {
     GeneratedExample g;
     g.image = render_shapes(sc, opt.image_size, splitmix64(r.seed ^ 0xC0105ull));
     if (r.caption) g.caption = describe_shapes_scene(sc);
-    for (ShapesScene& q : scene_questions(sc, opt.image_size, splitmix64(r.seed ^ 0x9E57ull), r.extra))
-      g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
+    if (r.extra > 0)
+      for (ShapesScene& q : scene_questions(sc, opt.image_size, splitmix64(r.seed ^ 0x9E57ull), r.extra))
+        g.extra.push_back({std::move(q.family), std::move(q.question), std::move(q.answer)});
     g.question = std::move(sc.question);
     g.answer = std::move(sc.answer);
     g.family = std::move(sc.family);
