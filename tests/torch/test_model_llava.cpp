@@ -71,6 +71,37 @@ TEST(Llava, ForwardMatchesPythonReference) {
   EXPECT_GT(want.abs().max().item<double>(), 0.5);  // the fixture is not trivially zero
 }
 
+// KV-cache decoding (what eval's generation uses): a prefix, then one position at a time, gives
+// the reference logits at every real position; last_only returns just the last one.
+TEST(Llava, IncrementalDecodingMatchesPythonReference) {
+  auto lm = model::load_model(kFixture, torch::kCPU);
+  auto g = io::SafetensorsFile::open(kGolden);
+  auto pixels = golden(g, "pixels"), ids = golden(g, "input_ids"), mask = golden(g, "attention_mask");
+  auto want = golden(g, "logits");
+  torch::NoGradGuard ng;
+  auto embeds = lm.model->embed(ids, lm.model->image_features(pixels));
+  const int64_t T = ids.size(1), split = T - 3;
+  ASSERT_GT(split, 0);
+  model::KvCache cache;
+  std::vector<torch::Tensor> parts{lm.model->decode(embeds.slice(1, 0, split), mask.slice(1, 0, split), cache, false)};
+  EXPECT_EQ(cache.length(), split);
+  for (int64_t t = split; t < T; ++t)
+    parts.push_back(lm.model->decode(embeds.slice(1, t, t + 1), mask.slice(1, t, t + 1), cache, false));
+  EXPECT_EQ(cache.length(), T);
+  auto got = torch::cat(parts, 1);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
+  auto diff = (got - want).abs().masked_select(real).max().item<double>();
+  EXPECT_LT(diff, 1e-4) << "max |logit difference| " << diff;
+
+  model::KvCache fresh;
+  auto last = lm.model->decode(embeds, mask, fresh, /*last_only=*/true);
+  ASSERT_EQ(last.size(1), 1);
+  EXPECT_LT((last.select(1, 0) - want.select(1, T - 1)).abs().max().item<double>(), 1e-4);
+  model::KvCache bad;
+  EXPECT_THROW(lm.model->decode(embeds, mask.slice(1, 0, T - 1), bad, false), std::invalid_argument);
+}
+
 TEST(Llava, CheckpointRoundTripKeepsLogits) {
   auto lm = model::load_model(kFixture, torch::kCPU);
   auto out = temp_copy_of_fixture() + "_saved";

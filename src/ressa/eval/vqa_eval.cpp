@@ -30,15 +30,18 @@ EvalResult evaluate(model::Llava& net, const train::VqaSet& set, const io::Token
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(set.size(), start + o.batch); ++i) idx.push_back(i);
     auto b = train::make_prompt_batch(set, idx, net->config, tok, device, o.blind);
-    // Image features are computed once; each new token appends one embedding.
-    auto embeds = net->embed(b.ids, net->image_features(b.pixels));
-    auto attn = b.attn;
+    // The prompt (left padded) is decoded once into a KV cache; each step then decodes only
+    // the token it appended.
+    model::KvCache cache;
+    auto logits = net->decode(net->embed(b.ids, net->image_features(b.pixels)), b.attn, cache, /*last_only=*/true);
     const int64_t B = static_cast<int64_t>(idx.size());
     std::vector<std::vector<int64_t>> out(B);
     std::vector<bool> done(B, false);
+    torch::Tensor next_ids;
     for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-      auto logits = net->decode(embeds, attn);
-      auto next = logits.select(1, logits.size(1) - 1).argmax(-1);  // [B]
+      if (step > 0) logits = net->decode(net->language_model->model->embed_tokens(next_ids).unsqueeze(1),
+                                         torch::ones({B, 1}, b.attn.options()), cache, /*last_only=*/true);
+      auto next = logits.select(1, 0).argmax(-1);  // [B]
       auto next_cpu = next.cpu();
       bool all_done = true;
       for (int64_t i = 0; i < B; ++i) {
@@ -49,8 +52,7 @@ EvalResult evaluate(model::Llava& net, const train::VqaSet& set, const io::Token
         all_done = all_done && done[i];
       }
       if (all_done) break;
-      embeds = torch::cat({embeds, net->language_model->model->embed_tokens(next).unsqueeze(1)}, 1);
-      attn = torch::cat({attn, torch::ones({B, 1}, attn.options())}, 1);
+      next_ids = next;
     }
     for (int64_t i = 0; i < B; ++i) res.predictions[idx[i]] = tok.decode(out[i]);
     prog.update(idx.back() + 1);

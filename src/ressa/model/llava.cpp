@@ -148,7 +148,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const io::TextConfig& c)
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                          const torch::Tensor& bias) {
+                                          const torch::Tensor& bias, KvLayerCache* cache) {
   const int64_t B = x.size(0), T = x.size(1);
   auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);
   auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);
@@ -156,6 +156,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  if (cache) {
+    if (cache->k.defined()) {
+      k = torch::cat({cache->k, k}, 2);
+      v = torch::cat({cache->v, v}, 2);
+    }
+    cache->k = k;
+    cache->v = v;
+  }
   if (kv_heads != heads) {
     k = k.repeat_interleave(heads / kv_heads, 1);
     v = v.repeat_interleave(heads / kv_heads, 1);
@@ -180,8 +188,8 @@ LlamaLayerImpl::LlamaLayerImpl(const io::TextConfig& c) {
 }
 
 torch::Tensor LlamaLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                      const torch::Tensor& bias) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, bias);
+                                      const torch::Tensor& bias, KvLayerCache* cache) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, bias, cache);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -266,6 +274,31 @@ torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor
   auto bias = torch::zeros({B, 1, T, T}, embeds.options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
   auto x = embeds;
   for (auto& blk : language_model->model->blocks) x = blk(x, cos, sin, bias);
+  return language_model->lm_head(language_model->model->norm(x));
+}
+
+torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor& new_mask, KvCache& cache,
+                                bool last_only) {
+  const int64_t B = embeds.size(0), Tn = embeds.size(1), Tp = cache.length();
+  RESSA_CHECK_ARG(new_mask.dim() == 2 && new_mask.size(0) == B && new_mask.size(1) == Tn,
+                  "[decode] new_mask must be [", B, ", ", Tn, "], got ", new_mask.sizes());
+  RESSA_CHECK_ARG(Tp == 0 || cache.attn.size(0) == B, "[decode] cache holds ", cache.attn.size(0),
+                  " sequences, embeds ", B);
+  auto nm = new_mask.to(torch::kInt64);
+  auto full = Tp ? torch::cat({cache.attn, nm}, 1) : nm;  // [B, Tp+Tn]
+  auto positions = (full.cumsum(1) - 1).clamp_min(0).slice(1, Tp);
+  auto [cos, sin] = rope_tables(positions, config.text.head_dim(), config.text.rope_theta);
+  // Query i (absolute position Tp+i) sees keys j <= Tp+i that are not padding.
+  auto opts = torch::TensorOptions().dtype(torch::kBool).device(embeds.device());
+  auto causal = torch::ones({Tn, Tp + Tn}, opts).tril(Tp);
+  auto allowed = causal.unsqueeze(0) & full.to(torch::kBool).view({B, 1, Tp + Tn});
+  auto bias = torch::zeros({B, 1, Tn, Tp + Tn}, embeds.options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
+  auto& blocks = language_model->model->blocks;
+  cache.layers.resize(blocks.size());
+  auto x = embeds;
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i](x, cos, sin, bias, &cache.layers[i]);
+  cache.attn = full;
+  if (last_only) x = x.slice(1, Tn - 1);
   return language_model->lm_head(language_model->model->norm(x));
 }
 

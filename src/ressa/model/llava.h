@@ -102,12 +102,18 @@ class RmsNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RmsNorm);
 
+// Keys and values of one decoder layer for the positions decoded so far (incremental decoding).
+struct KvLayerCache {
+  torch::Tensor k, v;  // [B, kv_heads, T_past, head_dim]; keys after RoPE; undefined when empty
+};
+
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const io::TextConfig& c);
-  // x [B,T,D]; cos/sin [B,T,head_dim]; bias [B,1,T,T] additive (causal + padding)
+  // x [B,T,D]; cos/sin [B,T,head_dim]; bias [B,1,T,T_past+T] additive (causal + padding).
+  // With a cache, the keys/values of x are appended to it and attention covers all of them.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& bias);
+                        const torch::Tensor& bias, KvLayerCache* cache = nullptr);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, kv_heads, head_dim;
 };
@@ -125,7 +131,7 @@ class LlamaLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaLayerImpl(const io::TextConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& bias);
+                        const torch::Tensor& bias, KvLayerCache* cache = nullptr);
   LlamaAttention self_attn{nullptr};
   LlamaMlp mlp{nullptr};
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -151,6 +157,15 @@ class LlamaForCausalLmImpl : public torch::nn::Module {
 TORCH_MODULE(LlamaForCausalLm);
 
 // ---- the VLM ------------------------------------------------------------------------------
+
+// The decoder state of a batch being generated: every layer's keys/values and the padding mask of
+// the cached positions. Start empty; LlavaImpl::decode(embeds, new_mask, cache) fills it.
+struct KvCache {
+  std::vector<KvLayerCache> layers;
+  torch::Tensor attn;  // [B, T_past] int64, 1 = real token; undefined when empty
+  int64_t length() const { return attn.defined() ? attn.size(1) : 0; }
+};
+
 class LlavaImpl : public torch::nn::Module {
  public:
   explicit LlavaImpl(const io::LlavaConfig& c);
@@ -165,6 +180,12 @@ class LlavaImpl : public torch::nn::Module {
   // Decoder from embeddings: embeds [B,T,D], attn_mask [B,T] (1 = real token; left or right
   // padding) -> logits [B,T,V]. Positions count real tokens only.
   torch::Tensor decode(const torch::Tensor& embeds, const torch::Tensor& attn_mask);
+  // Incremental decoding: embeds [B,Tn,D] are the positions after those in cache, new_mask
+  // [B,Tn] their padding mask. Appends them to cache and returns logits [B,Tn,V], or [B,1,V] for
+  // the last position only when last_only. Same logits as decode() on the whole sequence (with
+  // the whole mask) up to float rounding.
+  torch::Tensor decode(const torch::Tensor& embeds, const torch::Tensor& new_mask, KvCache& cache,
+                       bool last_only);
   // Full forward: logits [B,T,V].
   torch::Tensor forward(const torch::Tensor& pixels, const torch::Tensor& ids, const torch::Tensor& attn_mask);
 
