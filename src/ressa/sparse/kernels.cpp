@@ -502,8 +502,9 @@ struct Nm24Avx512 {
       for (int i = 0; i < R; ++i) {
         const uint8_t* pp = rows.meta[i] + c / 8;
         const uint32_t p = tail ? uint32_t(load_bytes(pp, (rem + 7) / 8)) : load_as<uint32_t>(pp);
-        const __m512i idx = _mm512_add_epi32(
-            base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts), _mm512_set1_epi32(3)));
+        // (p >> shift) & 3 | base in one vpternlogd (0xEA = (A & B) | C): base has no bits 0-1.
+        const __m512i idx = _mm512_ternarylogic_epi32(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts),
+                                                      _mm512_set1_epi32(3), base, 0xEA);
         const float* v = rows.vals[i] + c / 2;
         const __m512 w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
 #pragma GCC unroll 4
