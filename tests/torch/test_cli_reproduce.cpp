@@ -83,6 +83,39 @@ TEST(CliReproduce, QuickStudyOnTinyThenCacheThenBadFlag) {
   EXPECT_EQ(res2["run"]["cached"].get<int>(), res2["run"]["jobs"].get<int>());
   EXPECT_EQ(res2["rows"].size(), res["rows"].size());
 
+  // A job that fails: one modality row's pruned model is replaced by a plain file and its eval
+  // result removed, so that eval re-runs and fails. The study still writes its report, lists the
+  // failure, shows the row as missing, and exits non-zero.
+  std::string eval_id, model_dir;
+  for (const auto& row : res2["rows"])
+    if (row["section"] == "modality") {
+      eval_id = row["eval_job"].get<std::string>();
+      model_dir = row["model_dir"].get<std::string>();
+      break;
+    }
+  ASSERT_FALSE(eval_id.empty());
+  const fs::path cache = out / "cache";
+  ASSERT_TRUE(fs::remove(cache / (eval_id + ".json")));
+  const fs::path model = fs::path(model_dir).is_absolute() ? fs::path(model_dir) : root / model_dir;
+  ASSERT_TRUE(fs::is_directory(model)) << model;
+  fs::remove_all(model);
+  ressa::write_file_atomic(model.string(), "not a model directory\n");
+  r = run_ressa(root, args);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("jobs failed"), std::string::npos) << r.err;
+  const json res3 = json::parse(ressa::read_file((out / "results.json").string()));
+  EXPECT_TRUE(res3["failed"].contains(eval_id)) << res3["failed"].dump();
+  EXPECT_EQ(res3["rows"].size(), res["rows"].size());
+  int missing = 0;
+  for (const auto& row : res3["rows"])
+    if (row["eval_job"] == eval_id) {
+      EXPECT_FALSE(row["accuracy"].is_number()) << row.dump();
+      ++missing;
+    }
+  EXPECT_EQ(missing, 1);
+  const std::string md3 = ressa::read_file((out / "report.md").string());
+  EXPECT_NE(md3.find(eval_id), std::string::npos);  // the failures section names it
+
   // A bad flag is a usage error and creates nothing.
   const fs::path bad = root / "bad";
   r = run_ressa(root, "reproduce --out " + bad.string() + " --task nope");

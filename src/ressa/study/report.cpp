@@ -31,13 +31,19 @@ json read_json_or_null(const std::string& path) {
 
 std::string pct(double v) {
   char b[32];
+  if (std::isnan(v)) return "—";
   std::snprintf(b, sizeof b, "%.1f", 100 * v);
   return b;
 }
 std::string pct_or_dash(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? pct(j[key].get<double>()) : "—";
 }
-double acc_of(const json& r) { return r.value("accuracy", std::nan("")); }
+// j[key] as a double; NaN when j is not an object, lacks key, or holds null there (the row of a
+// job that failed or did not run).
+double num(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
+}
+double acc_of(const json& r) { return num(r, "accuracy"); }
 
 struct MeanStd {
   double mean = std::nan(""), std = 0;
@@ -280,7 +286,7 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
         if (r["section"] != "repair" || r["task"] != t) continue;
         const std::pair<std::string, std::string> k{r["method"], r["level"]};
         if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-        const double sp = r["sparsity"].is_object() ? r["sparsity"]["overall"].get<double>() : std::nan("");
+        const double sp = r.contains("sparsity") ? num(r["sparsity"], "overall") : std::nan("");
         (r["stage"] == "prune" ? pr : rr)[k].push_back(acc_of(r));
         (r["stage"] == "prune" ? sp_pr : sp_rr)[k].push_back(sp);
       }
@@ -317,9 +323,9 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
               "merge |\n|---|---|---|---|---|\n";
         for (const json* r : abl) {
           std::string filled = "—";
-          if ((*r).contains("repair")) {
-            const auto& rp = (*r)["repair"];
-            const double n = rp["pruned_positions"].get<double>(), f = rp["filled_pruned_positions"].get<double>();
+          const double n = (*r).contains("repair") ? num((*r)["repair"], "pruned_positions") : std::nan("");
+          const double f = (*r).contains("repair") ? num((*r)["repair"], "filled_pruned_positions") : std::nan("");
+          if (!std::isnan(n) && !std::isnan(f)) {
             char b[64];
             std::snprintf(b, sizeof b, "%.0f of %.0f (%.1f%%)", f, n, n > 0 ? 100 * f / n : 0.0);
             filled = b;
@@ -358,7 +364,7 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
       char gap_s[48] = "not measured";
       if (!std::isnan(gap)) std::snprintf(gap_s, sizeof gap_s, "%.1f points below it", gap);
       md << "- (a) Allocation: the best split is " << f["best_split"].get<std::string>() << " ("
-         << pct(f["best_accuracy"].get<double>()) << "); 50:50 is " << gap_s << ". "
+         << pct(num(f, "best_accuracy")) << "); 50:50 is " << gap_s << ". "
          << (std::isnan(gap) ? "" : gap <= 2.0 ? "This reproduces the paper's finding (within 2 points)."
                                                 : "This does not reproduce the paper's 50:50 optimum; see below.")
          << "\n";
@@ -366,7 +372,7 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
     }
     if (findings.contains("modality_70") && findings["modality_70"].contains(t)) {
       const auto& f = findings["modality_70"][t];
-      auto g = [&](const char* k) { return f.contains(k) ? f[k].get<double>() : std::nan(""); };
+      auto g = [&](const char* k) { return num(f, k); };
       const double both = g("both"), lang = g("language"), vis = g("vision");
       md << "- (b) Modality at 70%: both " << pct(both) << ", language only " << pct(lang) << ", vision only "
          << pct(vis) << " (dense " << pct(dense_acc(t)) << "). "
@@ -379,7 +385,7 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
       for (const char* k : {"wanda 2:4", "wanda 70%", "sparsegpt 2:4"}) {
         if (!findings["repair"][t].contains(k)) continue;
         const auto& f = findings["repair"][t][k];
-        const double d = f["dense"].get<double>(), a = f["prune_mean"].get<double>(), b = f["ressa_mean"].get<double>();
+        const double d = num(f, "dense"), a = num(f, "prune_mean"), b = num(f, "ressa_mean");
         char line[256];
         std::snprintf(line, sizeof line, "- (c) %s: prune only %.1f → + RESSA %.1f (%+.1f points; dense %.1f, gap to dense %.1f).\n",
                       k, 100 * a, 100 * b, 100 * (b - a), 100 * d, 100 * (d - b));
