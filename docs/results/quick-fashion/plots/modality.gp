@@ -1,8 +1,0 @@
-set terminal pngcairo size 800,500
-set output 'rqf/plots/modality.png'
-set xlabel 'unstructured sparsity of the pruned tower(s) (%)'
-set ylabel 'test accuracy (%)'
-set key outside bottom center horizontal
-set grid
-set title 'Modality: Wanda, prune only'
-plot 'rqf/plots/modality.dat' index 0 with linespoints lw 2 title 'fashion, both towers', 'rqf/plots/modality.dat' index 1 with linespoints lw 2 title 'fashion, language only', 'rqf/plots/modality.dat' index 2 with linespoints lw 2 title 'fashion, vision only'
