@@ -5,4 +5,4 @@ set ylabel 'test accuracy (%)'
 set key outside bottom center horizontal
 set grid
 set title 'Allocation: Wanda, prune only, s_v + s_l fixed'
-plot 'full/plots/allocation.dat' index 0 with linespoints lw 2 title 'shapes, s_v+s_l=100%', 'full/plots/allocation.dat' index 1 with linespoints lw 2 title 'shapes, s_v+s_l=120%'
+plot 'full/plots/allocation.dat' index 0 with linespoints lw 2 title 'fashion, s_v+s_l=100%', 'full/plots/allocation.dat' index 1 with linespoints lw 2 title 'fashion, s_v+s_l=120%', 'full/plots/allocation.dat' index 2 with linespoints lw 2 title 'shapes, s_v+s_l=100%', 'full/plots/allocation.dat' index 3 with linespoints lw 2 title 'shapes, s_v+s_l=120%'
