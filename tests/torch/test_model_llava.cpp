@@ -22,6 +22,22 @@ torch::Tensor golden(const io::SafetensorsFile& f, const std::string& name) {
   return model::to_torch(f.at(name), f.data(f.at(name)));
 }
 
+// The fixture model and the reference's inputs and logits.
+struct Reference {
+  model::LoadedModel lm;
+  torch::Tensor pixels, ids, mask, logits;
+};
+Reference reference() {
+  auto g = io::SafetensorsFile::open(kGolden);
+  return {model::load_model(kFixture, torch::kCPU), golden(g, "pixels"), golden(g, "input_ids"),
+          golden(g, "attention_mask"), golden(g, "logits")};
+}
+// max |got - want| over real (non-padding) positions; padded rows are never read.
+double max_real_diff(const torch::Tensor& got, const torch::Tensor& want, const torch::Tensor& mask) {
+  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
+  return (got - want).abs().masked_select(real).max().item<double>();
+}
+
 std::string temp_copy_of_fixture() {
   static int copies = 0;
   const fs::path dir = ressa::test::process_temp_dir("model") / std::to_string(copies++);
@@ -57,60 +73,51 @@ void rewrite(const std::string& dir, const std::function<void(std::map<std::stri
 }  // namespace
 
 TEST(Llava, ForwardMatchesPythonReference) {
-  auto lm = model::load_model(kFixture, torch::kCPU);
-  auto g = io::SafetensorsFile::open(kGolden);
-  auto pixels = golden(g, "pixels"), ids = golden(g, "input_ids"), mask = golden(g, "attention_mask");
-  auto want = golden(g, "logits");
+  auto r = reference();
   torch::NoGradGuard ng;
-  auto got = lm.model->forward(pixels, ids, mask);
-  ASSERT_EQ(got.sizes(), want.sizes());
-  // Compare at real (non-padding) positions; padded rows are never read.
-  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
-  auto diff = (got - want).abs().masked_select(real).max().item<double>();
+  auto got = r.lm.model->forward(r.pixels, r.ids, r.mask);
+  ASSERT_EQ(got.sizes(), r.logits.sizes());
+  const double diff = max_real_diff(got, r.logits, r.mask);
   EXPECT_LT(diff, 1e-4) << "max |logit difference| " << diff;
-  EXPECT_GT(want.abs().max().item<double>(), 0.5);  // the fixture is not trivially zero
+  EXPECT_GT(r.logits.abs().max().item<double>(), 0.5);  // the fixture is not trivially zero
 }
 
 // KV-cache decoding (what eval's generation uses): a prefix, then one position at a time, gives
 // the reference logits at every real position; last_only returns just the last one.
 TEST(Llava, IncrementalDecodingMatchesPythonReference) {
-  auto lm = model::load_model(kFixture, torch::kCPU);
-  auto g = io::SafetensorsFile::open(kGolden);
-  auto pixels = golden(g, "pixels"), ids = golden(g, "input_ids"), mask = golden(g, "attention_mask");
-  auto want = golden(g, "logits");
+  auto r = reference();
+  auto& m = r.lm.model;
   torch::NoGradGuard ng;
-  auto embeds = lm.model->embed(ids, lm.model->image_features(pixels));
-  const int64_t T = ids.size(1), split = T - 3;
+  auto embeds = m->embed(r.ids, m->image_features(r.pixels));
+  const int64_t T = r.ids.size(1), split = T - 3;
   ASSERT_GT(split, 0);
   model::KvCache cache;
-  std::vector<torch::Tensor> parts{lm.model->decode(embeds.slice(1, 0, split), mask.slice(1, 0, split), cache, false)};
+  std::vector<torch::Tensor> parts{m->decode(embeds.slice(1, 0, split), r.mask.slice(1, 0, split), cache, false)};
   EXPECT_EQ(cache.length(), split);
   for (int64_t t = split; t < T; ++t)
-    parts.push_back(lm.model->decode(embeds.slice(1, t, t + 1), mask.slice(1, t, t + 1), cache, false));
+    parts.push_back(m->decode(embeds.slice(1, t, t + 1), r.mask.slice(1, t, t + 1), cache, false));
   EXPECT_EQ(cache.length(), T);
   auto got = torch::cat(parts, 1);
-  ASSERT_EQ(got.sizes(), want.sizes());
-  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
-  auto diff = (got - want).abs().masked_select(real).max().item<double>();
+  ASSERT_EQ(got.sizes(), r.logits.sizes());
+  const double diff = max_real_diff(got, r.logits, r.mask);
   EXPECT_LT(diff, 1e-4) << "max |logit difference| " << diff;
 
   model::KvCache fresh;
-  auto last = lm.model->decode(embeds, mask, fresh, /*last_only=*/true);
+  auto last = m->decode(embeds, r.mask, fresh, /*last_only=*/true);
   ASSERT_EQ(last.size(1), 1);
-  EXPECT_LT((last.select(1, 0) - want.select(1, T - 1)).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((last.select(1, 0) - r.logits.select(1, T - 1)).abs().max().item<double>(), 1e-4);
   model::KvCache bad;
-  EXPECT_THROW(lm.model->decode(embeds, mask.slice(1, 0, T - 1), bad, false), std::invalid_argument);
+  EXPECT_THROW(m->decode(embeds, r.mask.slice(1, 0, T - 1), bad, false), std::invalid_argument);
 }
 
 TEST(Llava, CheckpointRoundTripKeepsLogits) {
-  auto lm = model::load_model(kFixture, torch::kCPU);
+  auto r = reference();
   auto out = temp_copy_of_fixture() + "_saved";
-  model::save_model(out, lm.model);
+  model::save_model(out, r.lm.model);
   auto lm2 = model::load_model(out, torch::kCPU);
-  auto g = io::SafetensorsFile::open(kGolden);
   torch::NoGradGuard ng;
-  auto a = lm.model->forward(golden(g, "pixels"), golden(g, "input_ids"), golden(g, "attention_mask"));
-  auto b = lm2.model->forward(golden(g, "pixels"), golden(g, "input_ids"), golden(g, "attention_mask"));
+  auto a = r.lm.model->forward(r.pixels, r.ids, r.mask);
+  auto b = lm2.model->forward(r.pixels, r.ids, r.mask);
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_EQ(model::model_fingerprint(kFixture), model::model_fingerprint(out));
   fs::remove_all(out);

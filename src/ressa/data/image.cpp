@@ -193,7 +193,7 @@ Image decode_image(const std::string& file_bytes, const std::string& path) {
   const std::string& bytes =
       drop_empty_png_idat(file_bytes, without_empty_idat) ? without_empty_idat : file_bytes;
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-  const int len = static_cast<int>(std::min(bytes.size(), size_t(INT32_MAX)));
+  const int len = static_cast<int>(bytes.size());  // <= file_bytes.size() <= INT32_MAX, checked above
   int w = 0, h = 0, c = 0;
   // Check the header first so a huge declared size is rejected before any allocation.
   if (!stbi_info_from_memory(data, len, &w, &h, &c))

@@ -263,17 +263,25 @@ torch::Tensor LlavaImpl::embed(const torch::Tensor& ids, const torch::Tensor& fe
   return emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype()));
 }
 
+DecoderInputs decoder_inputs(const torch::Tensor& mask, int64_t Tn, const io::TextConfig& c,
+                             torch::ScalarType dtype) {
+  RESSA_CHECK_ARG(mask.dim() == 2 && Tn >= 1 && Tn <= mask.size(1), "[decode] mask ", mask.sizes(),
+                  " cannot hold ", Tn, " new positions");
+  const int64_t B = mask.size(0), T = mask.size(1), Tp = T - Tn;
+  auto m = mask.to(torch::kInt64);
+  auto positions = (m.cumsum(1) - 1).clamp_min(0).slice(1, Tp);
+  DecoderInputs in;
+  std::tie(in.cos, in.sin) = rope_tables(positions, c.head_dim(), c.rope_theta);
+  auto opts = torch::TensorOptions().dtype(torch::kBool).device(mask.device());
+  auto allowed = torch::ones({Tn, T}, opts).tril(Tp).unsqueeze(0) & m.to(torch::kBool).view({B, 1, T});
+  in.bias = torch::zeros({B, 1, Tn, T}, opts.dtype(dtype)).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
+  return in;
+}
+
 torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor& attn_mask) {
-  const int64_t B = embeds.size(0), T = embeds.size(1);
-  auto m = attn_mask.to(torch::kInt64);
-  auto positions = (m.cumsum(1) - 1).clamp_min(0);
-  auto [cos, sin] = rope_tables(positions, config.text.head_dim(), config.text.rope_theta);
-  // Additive bias: causal, and keys that are padding are never attended to.
-  auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(embeds.device())).tril();
-  auto allowed = causal.unsqueeze(0) & attn_mask.to(torch::kBool).view({B, 1, T});
-  auto bias = torch::zeros({B, 1, T, T}, embeds.options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
+  const auto in = decoder_inputs(attn_mask, embeds.size(1), config.text, embeds.scalar_type());
   auto x = embeds;
-  for (auto& blk : language_model->model->blocks) x = blk(x, cos, sin, bias);
+  for (auto& blk : language_model->model->blocks) x = blk(x, in.cos, in.sin, in.bias);
   return language_model->lm_head(language_model->model->norm(x));
 }
 
@@ -286,17 +294,11 @@ torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor
                   " sequences, embeds ", B);
   auto nm = new_mask.to(torch::kInt64);
   auto full = Tp ? torch::cat({cache.attn, nm}, 1) : nm;  // [B, Tp+Tn]
-  auto positions = (full.cumsum(1) - 1).clamp_min(0).slice(1, Tp);
-  auto [cos, sin] = rope_tables(positions, config.text.head_dim(), config.text.rope_theta);
-  // Query i (absolute position Tp+i) sees keys j <= Tp+i that are not padding.
-  auto opts = torch::TensorOptions().dtype(torch::kBool).device(embeds.device());
-  auto causal = torch::ones({Tn, Tp + Tn}, opts).tril(Tp);
-  auto allowed = causal.unsqueeze(0) & full.to(torch::kBool).view({B, 1, Tp + Tn});
-  auto bias = torch::zeros({B, 1, Tn, Tp + Tn}, embeds.options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
+  const auto in = decoder_inputs(full, Tn, config.text, embeds.scalar_type());
   auto& blocks = language_model->model->blocks;
   cache.layers.resize(blocks.size());
   auto x = embeds;
-  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i](x, cos, sin, bias, &cache.layers[i]);
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i](x, in.cos, in.sin, in.bias, &cache.layers[i]);
   cache.attn = full;
   if (last_only) x = x.slice(1, Tn - 1);
   return language_model->lm_head(language_model->model->norm(x));

@@ -207,4 +207,14 @@ TORCH_MODULE(Llava);
 // RoPE tables for positions [B,T] int64 -> (cos, sin) [B,T,head_dim] (HF rotate_half layout).
 std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim, double theta);
 
+// What every decoder layer takes besides its input, for the last Tn of the positions in mask
+// [B, T] (1 = real token; the first T - Tn are already cached): RoPE tables [B,Tn,head_dim] at
+// positions that count real tokens only, and the additive bias [B,1,Tn,T] (query i sees keys
+// j <= T - Tn + i that are not padding). The one place the decoder's positions and mask are made.
+struct DecoderInputs {
+  torch::Tensor cos, sin, bias;
+};
+DecoderInputs decoder_inputs(const torch::Tensor& mask, int64_t Tn, const io::TextConfig& c,
+                             torch::ScalarType dtype);
+
 }  // namespace ressa::model

@@ -319,22 +319,14 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   // ---- language blocks: statistics only from real (non-padding) tokens ----
   auto rows = [&](int64_t b) { return attn[b].reshape({-1}).to(torch::kBool); };
   // RoPE tables and the additive causal+padding bias of batch b, as LlavaImpl::decode makes them.
-  auto decoder_inputs = [&](int64_t b) {
-    const int64_t B = attn[b].size(0), T = attn[b].size(1);
-    auto positions = (attn[b].cumsum(1) - 1).clamp_min(0);
-    auto [cos, sin] = model::rope_tables(positions, cfg.text.head_dim(), cfg.text.rope_theta);
-    auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(attn[b].device())).tril();
-    auto allowed = causal.unsqueeze(0) & attn[b].to(torch::kBool).view({B, 1, T});
-    auto bias = torch::zeros({B, 1, T, T}, hid[b].options()).masked_fill(allowed.logical_not().unsqueeze(1), -1e9);
-    return std::make_tuple(cos, sin, bias);
-  };
   auto& lm = net->language_model->model;
   for (size_t i = 0; i < lm->blocks.size(); ++i) {
     auto blk = lm->blocks[i];
     hid = run_stage(block_targets(lang_all, "language_model.model.layers." + std::to_string(i) + ".", "language"), lp,
                     [&](int64_t b) {
-                      auto [cos, sin, bias] = decoder_inputs(b);
-                      return blk(hid[b], cos, sin, bias);
+                      const auto in = model::decoder_inputs(attn[b], attn[b].size(1), cfg.text,
+                                                            hid[b].scalar_type());
+                      return blk(hid[b], in.cos, in.sin, in.bias);
                     },
                     rows);
   }
