@@ -249,10 +249,12 @@ LlavaConfig preset_config(const std::string& name) {
     c.text.num_hidden_layers = 2;
     c.text.num_attention_heads = 2;
     c.text.num_key_value_heads = 2;
-  } else if (name == "small") {
+  } else if (name == "small" || name == "small-p8") {
     // Vision and language towers of comparable size (~0.8M pruneable weights each).
-    // 16x16 patches: 16 image tokens (patch 8's 64 tokens cost 3x the time per example).
-    c.vision = VisionConfig{128, 512, 4, 4, 64, 16, 3, 1e-5, "quick_gelu"};
+    // small: 16x16 patches, 16 image tokens (enough for ShapesVQA). small-p8: 8x8 patches, 64
+    // image tokens, ~2.5x the time per example; FashionVQA's photos need them (test 0.751 with
+    // 16x16 patches, 0.828 with 8x8 at the same 10,000 steps; docs/benchmarks.md).
+    c.vision = VisionConfig{128, 512, 4, 4, 64, name == "small" ? 16 : 8, 3, 1e-5, "quick_gelu"};
     c.text.hidden_size = 128;
     c.text.intermediate_size = 352;
     c.text.num_hidden_layers = 4;
@@ -267,11 +269,11 @@ LlavaConfig preset_config(const std::string& name) {
     c.text.num_attention_heads = 8;
     c.text.num_key_value_heads = 8;
   } else {
-    fail_arg("[preset_config] unknown preset '", name, "' (expected tiny, small or base)");
+    fail_arg("[preset_config] unknown preset '", name, "' (expected tiny, small, small-p8 or base)");
   }
   return c;
 }
 
-std::vector<std::string> preset_names() { return {"tiny", "small", "base"}; }
+std::vector<std::string> preset_names() { return {"tiny", "small", "small-p8", "base"}; }
 
 }  // namespace ressa::io

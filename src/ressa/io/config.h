@@ -63,7 +63,8 @@ std::string config_to_json(const LlavaConfig&);
 // Writes config.json and preprocessor_config.json into `dir` (atomically).
 void save_config(const std::string& dir, const LlavaConfig&);
 
-// Built-in presets: "tiny" (tests), "small" (default teacher), "base" (larger, for kernels).
+// Built-in presets: "tiny" (tests), "small" (ShapesVQA teacher), "small-p8" (small with 8x8
+// patches: the FashionVQA teacher), "base" (larger, for kernels).
 LlavaConfig preset_config(const std::string& name);
 std::vector<std::string> preset_names();
 

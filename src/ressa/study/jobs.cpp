@@ -1,6 +1,7 @@
 // Job graph and cache keys (see jobs.h).
 #include "ressa/study/jobs.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -53,8 +54,30 @@ std::string JobGraph::add(const std::string& kind, std::vector<std::string> args
   return id;
 }
 
+namespace {
+// name, size and modification time of `path` (a file) or of each file directly in it (a directory).
+std::vector<std::string> file_signature(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file()) files.push_back(e.path());
+  } else if (fs::is_regular_file(path)) {
+    files.push_back(path);
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> sig;
+  for (const auto& f : files)
+    sig.insert(sig.end(), {f.filename().string(), std::to_string(fs::file_size(f)),
+                           std::to_string(fs::last_write_time(f).time_since_epoch().count())});
+  return sig;
+}
+}  // namespace
+
 std::string JobGraph::add_existing(const std::string& kind, const std::string& path, nlohmann::json config) {
-  const std::string id = kind + "-" + hash_strings({kind, "existing", path});
+  std::vector<std::string> key{kind, "existing", path};
+  for (auto& part : file_signature(path)) key.push_back(std::move(part));
+  const std::string id = kind + "-" + hash_strings(key);
   if (jobs_.count(id)) return id;
   Job j;
   j.id = id;

@@ -34,7 +34,10 @@ class JobGraph {
   std::string add(const std::string& kind, std::vector<std::string> args, const std::vector<std::string>& deps,
                   const std::string& out_flag, const std::string& out_suffix, double cost_s, nlohmann::json config,
                   bool resumable = false);
-  // Adds a pre-existing artifact (e.g. a shipped model directory) as a done job.
+  // Adds a pre-existing artifact (e.g. a shipped model directory) as a done job. Its id (and so
+  // the cache keys of every job that uses it) covers the name, size and modification time of each
+  // file in it: replacing a shipped model re-runs what depends on it instead of reusing stale
+  // results.
   std::string add_existing(const std::string& kind, const std::string& path, nlohmann::json config);
 
   const Job& at(const std::string& id) const;

@@ -75,10 +75,12 @@ struct Builder {
         return s.graph.add_existing("dense", shipped.string(),
                                     {{"task", task}, {"seed", seed}, {"preset", o.preset}, {"shipped", true}});
     }
-    std::vector<std::string> a{"train", "--data", s.graph.out(data_id), "--preset", o.preset, "--seed", std::to_string(seed),
+    // FashionVQA's photos need 8x8 patches (io::preset_config); the study's preset names the size.
+    const std::string preset = task == "fashion" && o.preset == "small" ? "small-p8" : o.preset;
+    std::vector<std::string> a{"train", "--data", s.graph.out(data_id), "--preset", preset, "--seed", std::to_string(seed),
                                "--threads", threads(), "--json", "{out}.json"};
     if (o.train_steps > 0) a.insert(a.end(), {"--steps", std::to_string(o.train_steps)});
-    return s.graph.add("train", a, {data_id}, "--out", "", 900, {{"task", task}, {"seed", seed}, {"preset", o.preset}},
+    return s.graph.add("train", a, {data_id}, "--out", "", 900, {{"task", task}, {"seed", seed}, {"preset", preset}},
                        true);
   }
   std::string eval(const std::string& model_id, const std::string& data_id, bool blind = false) {

@@ -1,0 +1,53 @@
+// Tests for ressa::study's job graph: cache keys follow the arguments and dependencies, and a
+// pre-existing artifact (a shipped model directory) keys its dependents by its files, so replacing
+// the model re-runs them instead of reusing their cached results.
+#include "ressa/study/jobs.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "temp_dir.h"
+
+using namespace ressa;
+namespace fs = std::filesystem;
+
+namespace {
+void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+// The id of an eval job on the model directory `dir` in a fresh graph.
+std::string eval_id_on(const std::string& dir) {
+  study::JobGraph g("cache");
+  const std::string model = g.add_existing("dense", dir, {});
+  return g.add("eval", {"eval", "--model", g.out(model)}, {model}, "--json", ".json", 1, {});
+}
+}  // namespace
+
+TEST(JobGraph, SameArgumentsSameIdOtherArgumentsOtherId) {
+  study::JobGraph g("cache");
+  const auto a = g.add("data", {"data", "--seed", "0"}, {}, "--out", "", 1, {});
+  EXPECT_EQ(g.add("data", {"data", "--seed", "0"}, {}, "--out", "", 1, {}), a);
+  EXPECT_NE(g.add("data", {"data", "--seed", "1"}, {}, "--out", "", 1, {}), a);
+  EXPECT_EQ(g.at(a).out, (fs::path("cache") / a).string());
+}
+
+TEST(JobGraph, ReplacingAnExistingModelChangesItsDependentsKeys) {
+  test::TempDir t;
+  const fs::path dir = t / "fashion-small";
+  fs::create_directories(dir);
+  write(dir / "config.json", "{}");
+  write(dir / "model.safetensors", "old weights");
+  const std::string before = eval_id_on(dir.string());
+  EXPECT_EQ(eval_id_on(dir.string()), before);  // nothing changed: the cache is reused
+
+  write(dir / "model.safetensors", "new weights, other size");
+  EXPECT_NE(eval_id_on(dir.string()), before);
+
+  const std::string sized = eval_id_on(dir.string());  // same size, newer file
+  write(dir / "model.safetensors", "new weights, same size!");
+  fs::last_write_time(dir / "model.safetensors", fs::last_write_time(dir / "config.json") + std::chrono::hours(1));
+  EXPECT_NE(eval_id_on(dir.string()), sized);
+}
