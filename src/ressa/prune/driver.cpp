@@ -318,18 +318,17 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
 
   // ---- language blocks: statistics only from real (non-padding) tokens ----
   auto rows = [&](int64_t b) { return attn[b].reshape({-1}).to(torch::kBool); };
-  // RoPE tables and the additive causal+padding bias of batch b, as LlavaImpl::decode makes them.
+  // RoPE tables and the additive causal+padding bias of each batch, as LlavaImpl::decode makes
+  // them: the same for every block, so made once.
+  std::vector<model::DecoderInputs> dec(nb);
+  for (int64_t b = 0; b < nb; ++b) dec[b] = model::decoder_inputs(attn[b], attn[b].size(1), cfg.text, hid[b].scalar_type());
   auto& lm = net->language_model->model;
   for (size_t i = 0; i < lm->blocks.size(); ++i) {
     auto blk = lm->blocks[i];
     hid = run_stage(block_targets(lang_all, "language_model.model.layers." + std::to_string(i) + ".", "language"), lp,
-                    [&](int64_t b) {
-                      const auto in = model::decoder_inputs(attn[b], attn[b].size(1), cfg.text,
-                                                            hid[b].scalar_type());
-                      return blk(hid[b], in.cos, in.sin, in.bias);
-                    },
-                    rows);
+                    [&](int64_t b) { return blk(hid[b], dec[b].cos, dec[b].sin, dec[b].bias); }, rows);
   }
+  dec.clear();
 
   // ---- lm_head: its input is fed to the hook directly (the [B, T, vocab] logits are not needed) ----
   auto& head = net->language_model->lm_head;

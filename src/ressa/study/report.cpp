@@ -35,14 +35,12 @@ std::string pct(double v) {
   std::snprintf(b, sizeof b, "%.1f", 100 * v);
   return b;
 }
-std::string pct_or_dash(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number() ? pct(j[key].get<double>()) : "—";
-}
 // j[key] as a double; NaN when j is not an object, lacks key, or holds null there (the row of a
 // job that failed or did not run).
 double num(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
 }
+std::string pct_or_dash(const json& j, const char* key) { return pct(num(j, key)); }
 double acc_of(const json& r) { return num(r, "accuracy"); }
 
 struct MeanStd {
@@ -331,7 +329,7 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
             filled = b;
           }
           md << "| " << (*r)["level"].get<std::string>() << " | " << (*r)["ablation"].get<std::string>() << " | "
-             << (std::isnan(acc_of(*r)) ? "—" : pct(acc_of(*r))) << " | " << pct_or_dash((*r)["sparsity"], "overall")
+             << pct(acc_of(*r)) << " | " << pct_or_dash((*r)["sparsity"], "overall")
              << " | " << filled << " |\n";
         }
         md << "\n";
