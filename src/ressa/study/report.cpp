@@ -321,8 +321,8 @@ std::vector<std::string> write_report(const Study& study, const ReportInfo& info
               "merge |\n|---|---|---|---|---|\n";
         for (const json* r : abl) {
           std::string filled = "—";
-          const double n = (*r).contains("repair") ? num((*r)["repair"], "pruned_positions") : std::nan("");
-          const double f = (*r).contains("repair") ? num((*r)["repair"], "filled_pruned_positions") : std::nan("");
+          const json repair = r->value("repair", json());  // null (num gives NaN) if the job did not run
+          const double n = num(repair, "pruned_positions"), f = num(repair, "filled_pruned_positions");
           if (!std::isnan(n) && !std::isnan(f)) {
             char b[64];
             std::snprintf(b, sizeof b, "%.0f of %.0f (%.1f%%)", f, n, n > 0 ? 100 * f / n : 0.0);
