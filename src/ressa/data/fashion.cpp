@@ -364,21 +364,10 @@ Image render_fashion(const FashionScene& scene, const IdxImages& images, int ima
   const int S = image_size;
   Rng rng(seed);
   Noise noise(rng);
-  Image img;
-  img.width = img.height = S;
-  img.rgb.resize(size_t(S) * S * 3);
-  // Background: light warm-or-cool grey (a product shot's backdrop) with a gradient of up to
-  // +-10 per axis and +-5 per-pixel noise, integer arithmetic only.
-  const int base = rng.uniform(200, 240);
-  const int tint[3] = {rng.uniform(-8, 8), rng.uniform(-8, 8), rng.uniform(-8, 8)};
-  const int gx = rng.uniform(-20, 20), gy = rng.uniform(-20, 20);
+  // Background: light warm-or-cool grey (a product shot's backdrop), a gradient of up to +-10
+  // per axis, +-5 noise.
+  Image img = render_backdrop(S, Backdrop{200, 240, 8, 20, 5}, rng, noise);
   auto at = [&](int x, int y, int c) -> uint8_t& { return img.rgb[(size_t(y) * S + x) * 3 + c]; };
-  for (int y = 0; y < S; ++y)
-    for (int x = 0; x < S; ++x) {
-      const int grad = (gx * (2 * x + 1 - S) + gy * (2 * y + 1 - S)) / (2 * S);
-      for (int c = 0; c < 3; ++c)
-        at(x, y, c) = uint8_t(std::clamp(base + tint[c] + grad + noise(5), 0, 255));
-    }
   // Items: the photo's intensity v (0 = background, 255 = item) is the coverage of the
   // product colour, so the photo's texture shows as shading; +-6 noise on the colour.
   for (const FashionItem& it : scene.items) {

@@ -29,6 +29,23 @@ std::vector<std::pair<int, int>> balanced_tasks(int n, const std::vector<int>& a
   return tasks;
 }
 
+Image render_backdrop(int size, const Backdrop& b, Rng& rng, Noise& noise) {
+  const int S = size;
+  Image img;
+  img.width = img.height = S;
+  img.rgb.resize(size_t(S) * S * 3);
+  const int base = rng.uniform(b.base_lo, b.base_hi);
+  const int tint[3] = {rng.uniform(-b.tint, b.tint), rng.uniform(-b.tint, b.tint), rng.uniform(-b.tint, b.tint)};
+  const int gx = rng.uniform(-b.grad, b.grad), gy = rng.uniform(-b.grad, b.grad);
+  uint8_t* px = img.rgb.data();
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const int grad = (gx * (2 * x + 1 - S) + gy * (2 * y + 1 - S)) / (2 * S);
+      for (int c = 0; c < 3; ++c) *px++ = uint8_t(std::clamp(base + tint[c] + grad + noise(b.noise), 0, 255));
+    }
+  return img;
+}
+
 std::vector<int> other_families_shuffled(const std::vector<std::string>& families, const std::string& asked, Rng& rng) {
   std::vector<int> fams;
   for (int f = 0; f < int(families.size()); ++f)

@@ -66,6 +66,16 @@ class Noise {
   int left_ = 0;
 };
 
+// A photo-like backdrop of size x size pixels: base + tint[c] + a linear gradient + noise(noise),
+// clamped to 0..255, in integer arithmetic so that every platform renders alike. Draws from rng,
+// in this order: base in [base_lo, base_hi], tint[c] in [-tint, tint] for c = 0..2, the
+// gradient slopes gx, gy in [-grad, grad] (a pixel gets (gx (2x+1-S) + gy (2y+1-S)) / 2S, up to
+// +-grad/2 per axis); then noise per pixel, row by row, channel by channel.
+struct Backdrop {
+  int base_lo, base_hi, tint, grad, noise;
+};
+Image render_backdrop(int size, const Backdrop& b, Rng& rng, Noise& noise);
+
 // The balanced schedule of a split of n examples: example i gets family i % F and that family's
 // answers in turn (answers_per_family[f] of them), so families are equally frequent and answers
 // uniform within a family; then shuffled with Rng(split_seed). Returns (family, answer) pairs.

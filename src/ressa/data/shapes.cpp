@@ -356,22 +356,11 @@ Image render_shapes(const ShapesScene& scene, int image_size, uint64_t seed) {
   const int S = image_size;
   Rng rng(seed);
   Noise noise(rng);
-  Image img;
-  img.width = img.height = S;
-  img.rgb.resize(size_t(S) * S * 3);
-  // Background: light grey base with a slight tint, a linear gradient of up to +-12 per axis
-  // (integer arithmetic so every platform rounds alike) and +-10 per-pixel noise.
-  const int base = rng.uniform(145, 205);
-  const int tint[3] = {rng.uniform(-10, 10), rng.uniform(-10, 10), rng.uniform(-10, 10)};
-  const int gx = rng.uniform(-24, 24), gy = rng.uniform(-24, 24);
+  // Background: light grey with a slight tint, a gradient of up to +-12 per axis, +-10 noise.
+  Image img = render_backdrop(S, Backdrop{145, 205, 10, 24, 10}, rng, noise);
   auto put = [&](int x, int y, int c, int v) {
     img.rgb[(size_t(y) * S + x) * 3 + c] = uint8_t(std::clamp(v, 0, 255));
   };
-  for (int y = 0; y < S; ++y)
-    for (int x = 0; x < S; ++x) {
-      const int grad = (gx * (2 * x + 1 - S) + gy * (2 * y + 1 - S)) / (2 * S);
-      for (int c = 0; c < 3; ++c) put(x, y, c, base + tint[c] + grad + noise(10));
-    }
   for (const ShapesObject& o : scene.objects) {
     RESSA_CHECK_ARG(o.shape >= 0 && o.shape < kShapesNumShapes && o.color >= 0 &&
                         o.color < kShapesNumColors && o.r > 0,
