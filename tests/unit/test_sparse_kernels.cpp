@@ -129,36 +129,45 @@ TEST_F(SparseKernels, NMMatchesReference) {
 
 // Each row's result depends only on its own data, so any thread count gives the same bits; two
 // callers at once, changing thread counts between calls, exercise the pool's hand-over.
+// Results do not depend on the thread count, on concurrent callers, or on how the rows are cut
+// into tasks: the small weights give one task per thread, the large ones several per thread
+// (ragged, and for 2:4 not a multiple of the 4 rows a direct call takes).
 TEST_F(SparseKernels, ThreadCountsAndConcurrentCallersGiveIdenticalResults) {
-  const auto wb = random_sparse(37, 200, 0.3, 5);
-  const auto wn = random_nm(29, 136, 2, 4, 6);
-  const auto bm = BitmaskMatrix::from_dense(wb.data(), 37, 200);
-  const auto nm = NMMatrix::from_dense(wn.data(), 29, 136, 2, 4);
-  const auto xb = random_x(5, 200, 7), xn = random_x(5, 136, 8);
-  // Reference per batch size (the kernel, and so the summation order, depends on the batch).
-  std::vector<std::vector<float>> want_b(6), want_n(6);
-  for (int64_t batch = 1; batch <= 5; ++batch) {
-    want_b[size_t(batch)].resize(size_t(batch * 37));
-    want_n[size_t(batch)].resize(size_t(batch * 29));
-    bitmask_matmul(bm, xb.data(), batch, want_b[size_t(batch)].data(), 1);
-    nm_matmul(nm, xn.data(), batch, want_n[size_t(batch)].data(), 1);
-  }
-  std::atomic<int> mismatches{0};
-  const auto worker = [&](int seed) {
-    std::vector<float> yb(5 * 37), yn(5 * 29);
-    for (int i = 0; i < 200; ++i) {
-      const int t = 1 + (i + seed) % 4;
-      const int64_t batch = 1 + (i % 5);
-      bitmask_matmul(bm, xb.data(), batch, yb.data(), t);
-      nm_matmul(nm, xn.data(), batch, yn.data(), t);
-      mismatches += std::memcmp(yb.data(), want_b[size_t(batch)].data(), size_t(batch * 37) * 4) != 0;
-      mismatches += std::memcmp(yn.data(), want_n[size_t(batch)].data(), size_t(batch * 29) * 4) != 0;
+  for (const auto& [rb, rn] : {std::pair<int64_t, int64_t>{37, 29}, std::pair<int64_t, int64_t>{301, 203}}) {
+    SCOPED_TRACE("rows " + std::to_string(rb) + " / " + std::to_string(rn));
+    const auto wb = random_sparse(rb, 200, 0.3, 5);
+    const auto wn = random_nm(rn, 136, 2, 4, 6);
+    const auto bm = BitmaskMatrix::from_dense(wb.data(), rb, 200);
+    const auto nm = NMMatrix::from_dense(wn.data(), rn, 136, 2, 4);
+    const auto xb = random_x(5, 200, 7), xn = random_x(5, 136, 8);
+    // Reference per batch size (the kernel, and so the summation order, depends on the batch).
+    std::vector<std::vector<float>> want_b(6), want_n(6);
+    for (int64_t batch = 1; batch <= 5; ++batch) {
+      want_b[size_t(batch)].resize(size_t(batch * rb));
+      want_n[size_t(batch)].resize(size_t(batch * rn));
+      bitmask_matmul(bm, xb.data(), batch, want_b[size_t(batch)].data(), 1);
+      nm_matmul(nm, xn.data(), batch, want_n[size_t(batch)].data(), 1);
+      // The single-thread results themselves are right (float64 reference).
+      expect_close(wb, rb, 200, xb, batch, want_b[size_t(batch)], "bitmask");
+      expect_close(wn, rn, 136, xn, batch, want_n[size_t(batch)], "2:4");
     }
-  };
-  std::thread a(worker, 0), b(worker, 1);
-  a.join();
-  b.join();
-  EXPECT_EQ(mismatches.load(), 0);
+    std::atomic<int> mismatches{0};
+    const auto worker = [&](int seed) {
+      std::vector<float> yb(size_t(5 * rb)), yn(size_t(5 * rn));
+      for (int i = 0; i < 200; ++i) {
+        const int t = 1 + (i + seed) % 4;
+        const int64_t batch = 1 + (i % 5);
+        bitmask_matmul(bm, xb.data(), batch, yb.data(), t);
+        nm_matmul(nm, xn.data(), batch, yn.data(), t);
+        mismatches += std::memcmp(yb.data(), want_b[size_t(batch)].data(), size_t(batch * rb) * 4) != 0;
+        mismatches += std::memcmp(yn.data(), want_n[size_t(batch)].data(), size_t(batch * rn) * 4) != 0;
+      }
+    };
+    std::thread a(worker, 0), b(worker, 1);
+    a.join();
+    b.join();
+    EXPECT_EQ(mismatches.load(), 0);
+  }
 }
 
 TEST_F(SparseKernels, ScalarSwitchAndBatchZero) {

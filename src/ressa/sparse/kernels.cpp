@@ -71,20 +71,23 @@ class Pool {
     cv_.notify_all();
     for (auto& t : workers_) t.join();
   }
-  // Runs fn(i) for i in [0, n) on the caller plus up to n - 1 workers; returns when all are done.
-  // fn must not throw. Concurrent callers take turns.
-  void run(int n, const std::function<void(int)>& fn) {
-    if (n <= 1) {
-      if (n == 1) fn(0);
+  // Runs fn(i) for i in [0, tasks) on the caller plus threads - 1 workers, each taking the next
+  // unclaimed task, and returns when all are done. fn must not throw. Concurrent callers take turns.
+  void run(int tasks, int threads, const std::function<void(int)>& fn) {
+    threads = std::min(threads, tasks);
+    if (threads <= 1) {
+      for (int i = 0; i < tasks; ++i) fn(i);
       return;
     }
     std::lock_guard<std::mutex> turn(run_mu_);
-    while (int(workers_.size()) < n - 1) workers_.emplace_back([this, g = gen_.load()] { loop(g); });
+    while (int(workers_.size()) < threads - 1) workers_.emplace_back([this, g = gen_.load()] { loop(g); });
     // Each call gets its own counters: a worker still finishing an earlier call can only see
-    // that call's exhausted counter, never claim a task of this one.
+    // that call's exhausted counter, never claim a task of this one. Workers beyond this call's
+    // thread count (from an earlier, wider call) stay out.
     auto job = std::make_shared<Job>();
     job->fn = &fn;
-    job->n = n;
+    job->n = tasks;
+    job->seats = threads - 1;
     {
       std::lock_guard<std::mutex> lk(mu_);
       job_ = job;
@@ -92,14 +95,14 @@ class Pool {
     }
     cv_.notify_all();
     work(*job);
-    while (job->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
+    while (job->done.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
   }
 
  private:
   struct Job {
     const std::function<void(int)>* fn = nullptr;
     int n = 0;
-    std::atomic<int> next{0}, done{0};
+    std::atomic<int> next{0}, done{0}, seats{0};
   };
   static void work(Job& job) {
     for (int i; (i = job.next.fetch_add(1)) < job.n;) {
@@ -119,7 +122,7 @@ class Pool {
         if (stop_) return;
         job = job_;
       }
-      work(*job);
+      if (job->seats.fetch_sub(1) > 0) work(*job);
     }
   }
   std::mutex run_mu_, mu_;
@@ -605,20 +608,31 @@ struct AlignedFloats {
   std::unique_ptr<float, decltype(&std::free)> p;
 };
 
-// Row ranges for t threads with about equal cost, a row costing nnz + cols/8 units.
-std::vector<int64_t> split_rows(int64_t rows, int64_t cols, const int64_t* offsets, int t) {
-  std::vector<int64_t> bounds(size_t(t) + 1, rows);
+// Tasks a call over `rows` rows is cut into for t threads: several per thread, so that a thread
+// the OS runs late (another process on its core) does not hold up the call, each of at least
+// kMinTaskRows rows.
+constexpr int kTasksPerThread = 8;
+constexpr int64_t kMinTaskRows = 16;
+int task_count(int64_t rows, int t) {
+  if (t <= 1) return 1;
+  return int(std::max<int64_t>(t, std::min<int64_t>(int64_t(t) * kTasksPerThread, rows / kMinTaskRows)));
+}
+
+// Row ranges for n tasks with about equal cost, a row costing nnz + cols/8 units; inner bounds
+// are multiples of `align` (the rows a direct call takes at once).
+std::vector<int64_t> split_rows(int64_t rows, int64_t cols, const int64_t* offsets, int n, int64_t align) {
+  std::vector<int64_t> bounds(size_t(n) + 1, rows);
   bounds[0] = 0;
   const auto cost = [&](int64_t r) { return double(offsets ? offsets[r] : 0) + double(r) * double(cols) / 8.0; };
   const double total = cost(rows);
-  for (int i = 1; i < t; ++i) {
-    int64_t lo = bounds[size_t(i) - 1], hi = rows;  // first row with cost >= i/t of the total
+  for (int i = 1; i < n; ++i) {
+    int64_t lo = bounds[size_t(i) - 1], hi = rows;  // first row with cost >= i/n of the total
     while (lo < hi) {
       const int64_t mid = (lo + hi) / 2;
-      if (cost(mid) < total * i / t) lo = mid + 1;
+      if (cost(mid) < total * i / n) lo = mid + 1;
       else hi = mid;
     }
-    bounds[size_t(i)] = lo;
+    bounds[size_t(i)] = std::min(rows, std::max(bounds[size_t(i) - 1], (lo + align - 1) / align * align));
   }
   return bounds;
 }
@@ -693,7 +707,8 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
             int64_t batch, float* y, int threads) {
   const Isa isa = active_isa();
   const int t = int(std::min<int64_t>(threads, rows));
-  const std::vector<int64_t> bounds = split_rows(rows, cols, src.offsets(), t);
+  const int tasks = task_count(rows, t);
+  const std::vector<int64_t> bounds = split_rows(rows, cols, src.offsets(), tasks, Source::kGroup);
   for (int64_t b0 = 0; b0 < batch; b0 += kBatchBlock[int(isa)]) {
     const int64_t nb = std::min(kBatchBlock[int(isa)], batch - b0);
     const float* xb = x + b0 * cols;
@@ -701,7 +716,7 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     if (src.direct(isa, 1, 1, nullptr) &&
         direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
       const int max_nb = kMaxNB[int(isa)];
-      Pool::get().run(t, [&](int i) {
+      Pool::get().run(tasks, t, [&](int i) {
         float out[kRows * 4];
         for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; r += Source::kGroup) {
           const int nr = int(std::min<int64_t>(Source::kGroup, bounds[size_t(i) + 1] - r));
@@ -724,9 +739,9 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     float* xtp = xt.p.get();
     for (int64_t c = 0; c < cols; ++c)
       for (int b = 0; b < bp; ++b) xtp[c * bp + b] = b < nb ? xb[b * cols + c] : 0.0f;
-    std::vector<std::vector<int32_t>> idx(size_t(t), std::vector<int32_t>(size_t(cols + 16)));
+    std::vector<std::vector<int32_t>> idx(size_t(tasks), std::vector<int32_t>(size_t(cols + 16)));
     const IndexFn vec = isa == Isa::scalar ? nullptr : index_fn(isa, bp / l);
-    Pool::get().run(t, [&](int i) {
+    Pool::get().run(tasks, t, [&](int i) {
       alignas(64) float out[64];
       int32_t* id = idx[size_t(i)].data();
       for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; ++r) {
