@@ -107,7 +107,8 @@ TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
                                  std::string("bench gemv --rows 8 --cols 16"),
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --pattern 2:4"),
                                  std::string("bench gemv --rows 8 --cols 18 --pattern 2:4"),
-                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 1.5")}) {
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 1.5"),
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --copies -1")}) {
     SCOPED_TRACE(args);
     r = run_ressa(args);
     EXPECT_EQ(r.rc, 2) << r.err;
@@ -137,5 +138,16 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
       EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-5);
       EXPECT_EQ(j["batch"], batch);
       EXPECT_GT(j["bytes_bound"].get<double>(), 1.0);
+      EXPECT_EQ(j["copies"], 1);
+      EXPECT_EQ(j["cold"], false);
     }
+  // --copies N rotates over N copies of the weight (the working set grows N-fold).
+  const auto js = (g_root / "bench_cold.json").string();
+  auto r = run_ressa("bench gemv --rows 40 --cols 72 --sparsity 0.7 --threads 1 --repeats 3 --copies 3 --json " + js);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = read_json(js);
+  EXPECT_EQ(j["copies"], 3);
+  EXPECT_EQ(j["cold"], true);
+  EXPECT_DOUBLE_EQ(j["working_set_bytes"].get<double>(), 3.0 * (4.0 * 40 * 72 + j["sparse_bytes"].get<double>() - 4.0 * (72 + 40)));
+  EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-5);
 }

@@ -1,12 +1,17 @@
 // `ressa bench gemv`: y = x W^T with a random pruned weight W [rows, cols] and x [batch, cols],
 // dense (libtorch -> OpenBLAS, the path a dense model takes) against ressa's sparse kernels at the
 // same thread count in the same run. Timings are medians of interleaved repeats (dense and
-// sparse alternate, so a burst of load from other jobs hits both); docs/benchmarks.md.
+// sparse alternate, so a burst of load from other jobs hits both); docs/benchmarks.md. With --cold
+// each call takes the next of N copies of the weight, N chosen so that the copies span twice the
+// last-level cache: every call streams its weight from memory, as decoding a model much larger
+// than the cache does (one weight repeated stays in a large L3, which favours the dense side).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 #include "common.h"
 #include "ressa/prune/mask.h"
@@ -38,12 +43,29 @@ double load_average() {
   return l;
 }
 
+// Bytes of the last-level cache (sysfs, then sysconf; 32 MiB when neither knows).
+double last_level_cache_bytes() {
+  double best = 0;
+  for (int i = 0; i < 8; ++i) {
+    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
+    std::string s;
+    if (!(f >> s) || s.empty()) continue;
+    double v = std::atof(s.c_str());
+    const char unit = s.back();
+    v *= unit == 'K' ? 1024.0 : unit == 'M' ? 1048576.0 : unit == 'G' ? 1073741824.0 : 1.0;
+    best = std::max(best, v);
+  }
+  if (best <= 0) best = double(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
+  return best > 0 ? best : 32.0 * 1048576.0;
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
   struct Flags {
     ComputeFlags c;
-    int64_t rows = 0, cols = 0, batch = 1, repeats = 0;
+    int64_t rows = 0, cols = 0, batch = 1, repeats = 0, copies = 0;
+    bool cold = false;
     double sparsity = 0, min_time = 1.0;
     std::string pattern, format = "auto";
     uint64_t seed = 0;
@@ -65,6 +87,11 @@ void register_bench(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-time", f->min_time, "seconds of timed repeats when --repeats is 0")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", f->seed, "random weights and inputs");
+  cmd->add_flag("--cold", f->cold,
+                "stream every weight from memory: rotate over copies of W spanning 2x the last-level cache "
+                "(the regime of decoding a model larger than the cache)");
+  cmd->add_option("--copies", f->copies, "copies of W to rotate over (implies --cold; 0 = from the cache size)")
+      ->check(CLI::NonNegativeNumber);
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
     const bool has_s = f->o_s->count() > 0, has_p = f->o_p->count() > 0;
@@ -96,30 +123,51 @@ void register_bench(CLI::App& app) {
     auto x = torch::randn({B, C});
     const double achieved = prune::sparsity(w);
 
-    sparse::BitmaskMatrix bm;
-    sparse::NMMatrix nmm;
-    size_t wbytes;
-    if (use_nm) {
-      nmm = sparse::NMMatrix::from_dense(w.data_ptr<float>(), R, C, pat.n, pat.m);
-      wbytes = nmm.bytes();
-    } else {
-      bm = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), R, C);
-      wbytes = bm.bytes();
+    size_t wbytes = 0;
+    {  // the sparse size, for the working set and the report
+      if (use_nm) wbytes = sparse::NMMatrix::from_dense(w.data_ptr<float>(), R, C, pat.n, pat.m).bytes();
+      else wbytes = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), R, C).bytes();
+    }
+    // Copies of the weight (--cold): enough that the dense copies span twice the last-level
+    // cache, so each one is evicted before its next use.
+    const double dense_w_bytes = 4.0 * double(R) * double(C);
+    const double llc = last_level_cache_bytes();
+    int64_t copies = f->copies > 0 ? f->copies
+                     : f->cold      ? std::max<int64_t>(2, int64_t(std::ceil(2.0 * llc / dense_w_bytes)))
+                                    : 1;
+    const double working_set = double(copies) * (dense_w_bytes + double(wbytes));
+    const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (copies > 1 && avail > 0 && working_set > 0.6 * avail)
+      throw std::invalid_argument("[bench gemv] --cold needs " + std::to_string(int64_t(working_set / 1e6)) +
+                                  " MB for " + std::to_string(copies) + " copies of the weight, more than 60% of the " +
+                                  std::to_string(int64_t(avail / 1e6)) + " MB of free memory (give fewer --copies)");
+    std::vector<torch::Tensor> ws{w}, wts{w.t()};
+    std::vector<sparse::BitmaskMatrix> bms;
+    std::vector<sparse::NMMatrix> nms;
+    for (int64_t k = 0; k < copies; ++k) {
+      if (k > 0) {
+        ws.push_back(w.clone());
+        wts.push_back(ws.back().t());
+      }
+      if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(ws.back().data_ptr<float>(), R, C, pat.n, pat.m));
+      else bms.push_back(sparse::BitmaskMatrix::from_dense(ws.back().data_ptr<float>(), R, C));
     }
     auto y_sparse = torch::empty({B, R});
     auto y_mm = torch::empty({B, R});
     auto y_mv = torch::empty({R});
     auto x1 = x[0].contiguous();
-    auto wt = w.t();
     // The dense calls a Linear makes: mm (addmm without bias; sgemm) and, at batch 1 with a 1-D
     // input, mv (sgemv, 2.5-3x faster than a [1, cols] sgemm here). The faster one is the baseline.
-    auto run_mm = [&] { at::mm_out(y_mm, x, wt); };
-    auto run_mv = [&] { at::mv_out(y_mv, w, x1); };
+    // Each call takes the next copy (one copy unless --cold).
+    int64_t n_mm = 0, n_mv = 0, n_sp = 0;
+    auto run_mm = [&] { at::mm_out(y_mm, x, wts[size_t(n_mm++ % copies)]); };
+    auto run_mv = [&] { at::mv_out(y_mv, ws[size_t(n_mv++ % copies)], x1); };
     auto run_sparse = [&] {
-      if (use_nm) sparse::nm_matmul(nmm, x.data_ptr<float>(), B, y_sparse.data_ptr<float>(), rt.threads);
-      else sparse::bitmask_matmul(bm, x.data_ptr<float>(), B, y_sparse.data_ptr<float>(), rt.threads);
+      const size_t k = size_t(n_sp++ % copies);
+      if (use_nm) sparse::nm_matmul(nms[k], x.data_ptr<float>(), B, y_sparse.data_ptr<float>(), rt.threads);
+      else sparse::bitmask_matmul(bms[k], x.data_ptr<float>(), B, y_sparse.data_ptr<float>(), rt.threads);
     };
-    for (int i = 0; i < 3; ++i) {  // warm-up: pools, page faults, caches
+    for (int64_t i = 0; i < std::max<int64_t>(3, copies); ++i) {  // warm-up: pools, page faults, caches
       run_mm();
       if (B == 1) run_mv();
       run_sparse();
@@ -152,14 +200,18 @@ void register_bench(CLI::App& app) {
     const double speedup = dense_ms / sparse_ms, bound = dense_bytes / sparse_bytes;
     const double load = load_average();
     const std::string fmt = use_nm ? "nm" : "bitmask";
-    char line[640];
+    const std::string cold_note =
+        copies > 1 ? ", cold: " + std::to_string(copies) + " copies of W, " + std::to_string(int64_t(working_set / 1e6)) +
+                         " MB (last-level cache " + std::to_string(int64_t(llc / 1048576.0)) + " MiB)"
+                   : "";
+    char line[768];
     std::snprintf(line, sizeof line,
-                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f\n"
+                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f%s\n"
                   "  dense  %-6s %9.3f ms  %6.1f GB/s  %7.1f MB%s\n"
                   "  sparse %-6s %9.3f ms  %6.1f GB/s  %7.1f MB\n"
                   "  speedup %.2fx (bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
                   (long long)R, (long long)C, (long long)B, pat.to_string().c_str(), fmt.c_str(), achieved, rt.threads,
-                  sparse::to_string(sparse::active_isa()), t_sp.size(), load, mv_wins ? "mv" : "mm", dense_ms,
+                  sparse::to_string(sparse::active_isa()), t_sp.size(), load, cold_note.c_str(), mv_wins ? "mv" : "mm", dense_ms,
                   dense_bytes / dense_ms / 1e6, dense_bytes / 1e6,
                   B == 1 ? (mv_wins ? (" (mm " + std::to_string(mm_ms) + " ms)").c_str()
                                     : (" (mv " + std::to_string(mv_ms) + " ms)").c_str())
@@ -186,7 +238,11 @@ void register_bench(CLI::App& app) {
                         {"dense_gbs", dense_bytes / dense_ms / 1e6},
                         {"sparse_gbs", sparse_bytes / sparse_ms / 1e6},
                         {"max_rel_diff", max_rel_diff},
-                        {"load_average", load}};
+                        {"load_average", load},
+                        {"cold", copies > 1},
+                        {"copies", copies},
+                        {"working_set_bytes", working_set},
+                        {"last_level_cache_bytes", llc}};
     if (B == 1) j["dense_mv_ms"] = mv_ms;
     write_json(f->c.json_path, j);
   });
