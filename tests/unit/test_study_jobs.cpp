@@ -1,6 +1,7 @@
 // Tests for ressa::study's job graph: cache keys follow the arguments and dependencies, and a
-// pre-existing artifact (a shipped model directory) keys its dependents by its files, so replacing
-// the model re-runs them instead of reusing their cached results.
+// pre-existing artifact (a shipped model directory) keys its dependents by its files' contents, so
+// replacing the model re-runs them instead of reusing their cached results, while editing its
+// README or touching its files does not.
 #include "ressa/study/jobs.h"
 
 #include <gtest/gtest.h>
@@ -46,8 +47,27 @@ TEST(JobGraph, ReplacingAnExistingModelChangesItsDependentsKeys) {
   write(dir / "model.safetensors", "new weights, other size");
   EXPECT_NE(eval_id_on(dir.string()), before);
 
-  const std::string sized = eval_id_on(dir.string());  // same size, newer file
+  const std::string sized = eval_id_on(dir.string());  // same size, other bytes, same time
+  const auto when = fs::last_write_time(dir / "model.safetensors");
   write(dir / "model.safetensors", "new weights, same size!");
-  fs::last_write_time(dir / "model.safetensors", fs::last_write_time(dir / "config.json") + std::chrono::hours(1));
+  fs::last_write_time(dir / "model.safetensors", when);
   EXPECT_NE(eval_id_on(dir.string()), sized);
+
+  const std::string now = eval_id_on(dir.string());
+  write(dir / "config.json", "{\"patch_size\": 8}");
+  EXPECT_NE(eval_id_on(dir.string()), now);
+}
+
+TEST(JobGraph, ReadmeEditsAndNewTimestampsKeepAnExistingModelsKey) {
+  test::TempDir t;
+  const fs::path dir = t / "shapes-small";
+  fs::create_directories(dir);
+  write(dir / "config.json", "{}");
+  write(dir / "model.safetensors", "weights");
+  write(dir / "README.md", "# how it was trained");
+  const std::string before = eval_id_on(dir.string());
+  write(dir / "README.md", "# how it was trained, with the test accuracy");
+  EXPECT_EQ(eval_id_on(dir.string()), before);
+  fs::last_write_time(dir / "model.safetensors", fs::last_write_time(dir / "model.safetensors") + std::chrono::hours(2));
+  EXPECT_EQ(eval_id_on(dir.string()), before);  // a fresh clone: same bytes, new times
 }

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "ressa/core/error.h"
 
@@ -55,21 +58,44 @@ std::string JobGraph::add(const std::string& kind, std::vector<std::string> args
 }
 
 namespace {
-// name, size and modification time of `path` (a file) or of each file directly in it (a directory).
+// 64-bit FNV-1a over the file's bytes, 8 at a time (a cache key, not a checksum for adversaries).
+std::string content_hash(const std::filesystem::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  RESSA_CHECK(in, "[JobGraph] cannot read ", f.string());
+  uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    const size_t n = size_t(in.gcount());
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, buf.data() + i, 8);
+      h = (h ^ w) * 1099511628211ull;
+    }
+    for (; i < n; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+// Name, size and content hash of `path` (a file) or of each file directly in it (a directory),
+// leaving out documentation (*.md): editing a model's README must not re-run what depends on it,
+// and copying or touching its files (a fresh clone) must not either.
 std::vector<std::string> file_signature(const std::string& path) {
   namespace fs = std::filesystem;
   std::vector<fs::path> files;
   if (fs::is_directory(path)) {
     for (const auto& e : fs::directory_iterator(path))
-      if (e.is_regular_file()) files.push_back(e.path());
+      if (e.is_regular_file() && e.path().extension() != ".md") files.push_back(e.path());
   } else if (fs::is_regular_file(path)) {
     files.push_back(path);
   }
   std::sort(files.begin(), files.end());
   std::vector<std::string> sig;
   for (const auto& f : files)
-    sig.insert(sig.end(), {f.filename().string(), std::to_string(fs::file_size(f)),
-                           std::to_string(fs::last_write_time(f).time_since_epoch().count())});
+    sig.insert(sig.end(), {f.filename().string(), std::to_string(fs::file_size(f)), content_hash(f)});
   return sig;
 }
 }  // namespace

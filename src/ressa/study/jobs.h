@@ -35,9 +35,9 @@ class JobGraph {
                   const std::string& out_flag, const std::string& out_suffix, double cost_s, nlohmann::json config,
                   bool resumable = false);
   // Adds a pre-existing artifact (e.g. a shipped model directory) as a done job. Its id (and so
-  // the cache keys of every job that uses it) covers the name, size and modification time of each
-  // file in it: replacing a shipped model re-runs what depends on it instead of reusing stale
-  // results.
+  // the cache keys of every job that uses it) covers the name, size and content hash of each file
+  // in it but its *.md documentation: replacing a shipped model re-runs what depends on it instead
+  // of reusing stale results, while editing its README or a fresh clone's new timestamps do not.
   std::string add_existing(const std::string& kind, const std::string& path, nlohmann::json config);
 
   const Job& at(const std::string& id) const;
