@@ -90,7 +90,7 @@ void register_bench(CLI::App& app) {
   cmd->add_flag("--cold", f->cold,
                 "stream every weight from memory: rotate over copies of W spanning 2x the last-level cache "
                 "(the regime of decoding a model larger than the cache)");
-  cmd->add_option("--copies", f->copies, "copies of W to rotate over (implies --cold; 0 = from the cache size)")
+  cmd->add_option("--copies", f->copies, "copies of W to rotate over (more than 1 is cold; 0 = 1, or with --cold 2x the cache)")
       ->check(CLI::NonNegativeNumber);
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
