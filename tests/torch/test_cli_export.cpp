@@ -108,7 +108,8 @@ TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --pattern 2:4"),
                                  std::string("bench gemv --rows 8 --cols 18 --pattern 2:4"),
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 1.5"),
-                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --copies -1")}) {
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --copies -1"),
+                                 std::string("bench gemv --rows 64 --cols 64 --sparsity 0.5 --copies 1000000000")}) {
     SCOPED_TRACE(args);
     r = run_ressa(args);
     EXPECT_EQ(r.rc, 2) << r.err;

@@ -59,6 +59,15 @@ double last_level_cache_bytes() {
   return best > 0 ? best : 32.0 * 1048576.0;
 }
 
+// MemAvailable from /proc/meminfo (free memory plus what the page cache would give back); the
+// free pages from sysconf where /proc is missing.
+double available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return std::atof(line.c_str() + 13) * 1024.0;  // "... kB"
+  return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -123,34 +132,32 @@ void register_bench(CLI::App& app) {
     auto x = torch::randn({B, C});
     const double achieved = prune::sparsity(w);
 
-    size_t wbytes = 0;
-    {  // the sparse size, for the working set and the report
-      if (use_nm) wbytes = sparse::NMMatrix::from_dense(w.data_ptr<float>(), R, C, pat.n, pat.m).bytes();
-      else wbytes = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), R, C).bytes();
-    }
-    // Copies of the weight (--cold): enough that the dense copies span twice the last-level
-    // cache, so each one is evicted before its next use.
-    const double dense_w_bytes = 4.0 * double(R) * double(C);
-    const double llc = last_level_cache_bytes();
-    int64_t copies = f->copies > 0 ? f->copies
-                     : f->cold      ? std::max<int64_t>(2, int64_t(std::ceil(2.0 * llc / dense_w_bytes)))
-                                    : 1;
-    const double working_set = double(copies) * (dense_w_bytes + double(wbytes));
-    const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-    if (copies > 1 && avail > 0 && working_set > 0.6 * avail)
-      throw std::invalid_argument("[bench gemv] --cold needs " + std::to_string(int64_t(working_set / 1e6)) +
-                                  " MB for " + std::to_string(copies) + " copies of the weight, more than 60% of the " +
-                                  std::to_string(int64_t(avail / 1e6)) + " MB of free memory (give fewer --copies)");
+    // The weight in the sparse format; with --cold, copies of both forms, enough that the dense
+    // copies span twice the last-level cache, so each one is evicted before its next use.
     std::vector<torch::Tensor> ws{w}, wts{w.t()};
     std::vector<sparse::BitmaskMatrix> bms;
     std::vector<sparse::NMMatrix> nms;
-    for (int64_t k = 0; k < copies; ++k) {
-      if (k > 0) {
-        ws.push_back(w.clone());
-        wts.push_back(ws.back().t());
-      }
-      if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(ws.back().data_ptr<float>(), R, C, pat.n, pat.m));
-      else bms.push_back(sparse::BitmaskMatrix::from_dense(ws.back().data_ptr<float>(), R, C));
+    const auto add_sparse = [&](const torch::Tensor& wk) {
+      if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(wk.data_ptr<float>(), R, C, pat.n, pat.m));
+      else bms.push_back(sparse::BitmaskMatrix::from_dense(wk.data_ptr<float>(), R, C));
+    };
+    add_sparse(w);
+    const size_t wbytes = use_nm ? nms[0].bytes() : bms[0].bytes();
+    const double dense_w_bytes = 4.0 * double(R) * double(C);
+    const double llc = last_level_cache_bytes();
+    const int64_t copies = f->copies > 0 ? f->copies
+                           : f->cold      ? std::max<int64_t>(2, int64_t(std::ceil(2.0 * llc / dense_w_bytes)))
+                                          : 1;
+    const double working_set = double(copies) * (dense_w_bytes + double(wbytes));
+    const double avail = available_memory_bytes();
+    if (copies > 1 && avail > 0 && working_set > 0.6 * avail)
+      throw std::invalid_argument("[bench gemv] " + std::to_string(copies) + " copies of the weight need " +
+                                  std::to_string(int64_t(working_set / 1e6)) + " MB, more than 60% of the " +
+                                  std::to_string(int64_t(avail / 1e6)) + " MB of available memory (give fewer --copies)");
+    for (int64_t k = 1; k < copies; ++k) {
+      ws.push_back(w.clone());
+      wts.push_back(ws.back().t());
+      add_sparse(ws.back());
     }
     auto y_sparse = torch::empty({B, R});
     auto y_mm = torch::empty({B, R});
