@@ -19,6 +19,15 @@ namespace fs = std::filesystem;
 namespace {
 void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
+// A model directory `name` under t holding config.json ("{}") and model.safetensors (`weights`).
+fs::path model_dir(const test::TempDir& t, const std::string& name, const std::string& weights) {
+  const fs::path dir = t / name;
+  fs::create_directories(dir);
+  write(dir / "config.json", "{}");
+  write(dir / "model.safetensors", weights);
+  return dir;
+}
+
 // The id of an eval job on the model directory `dir` in a fresh graph.
 std::string eval_id_on(const std::string& dir) {
   study::JobGraph g("cache");
@@ -37,10 +46,7 @@ TEST(JobGraph, SameArgumentsSameIdOtherArgumentsOtherId) {
 
 TEST(JobGraph, ReplacingAnExistingModelChangesItsDependentsKeys) {
   test::TempDir t;
-  const fs::path dir = t / "fashion-small";
-  fs::create_directories(dir);
-  write(dir / "config.json", "{}");
-  write(dir / "model.safetensors", "old weights");
+  const fs::path dir = model_dir(t, "fashion-small", "old weights");
   const std::string before = eval_id_on(dir.string());
   EXPECT_EQ(eval_id_on(dir.string()), before);  // nothing changed: the cache is reused
 
@@ -60,10 +66,7 @@ TEST(JobGraph, ReplacingAnExistingModelChangesItsDependentsKeys) {
 
 TEST(JobGraph, ReadmeEditsAndNewTimestampsKeepAnExistingModelsKey) {
   test::TempDir t;
-  const fs::path dir = t / "shapes-small";
-  fs::create_directories(dir);
-  write(dir / "config.json", "{}");
-  write(dir / "model.safetensors", "weights");
+  const fs::path dir = model_dir(t, "shapes-small", "weights");
   write(dir / "README.md", "# how it was trained");
   const std::string before = eval_id_on(dir.string());
   write(dir / "README.md", "# how it was trained, with the test accuracy");

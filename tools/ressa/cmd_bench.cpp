@@ -203,7 +203,7 @@ void register_bench(CLI::App& app) {
     const bool mv_wins = B == 1 && mv_ms < mm_ms;
     const double dense_ms = mv_wins ? mv_ms : mm_ms;
     const double io_bytes = 4.0 * (B * C + B * R);
-    const double dense_bytes = 4.0 * R * C + io_bytes, sparse_bytes = double(wbytes) + io_bytes;
+    const double dense_bytes = dense_w_bytes + io_bytes, sparse_bytes = double(wbytes) + io_bytes;
     const double speedup = dense_ms / sparse_ms, bound = dense_bytes / sparse_bytes;
     const double load = load_average();
     const std::string fmt = use_nm ? "nm" : "bitmask";

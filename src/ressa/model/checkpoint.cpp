@@ -8,6 +8,7 @@
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/core/hash.h"
 #include "ressa/io/config.h"
 #include "ressa/sparse/formats.h"
 
@@ -428,16 +429,13 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
 
 std::string model_fingerprint(const std::string& dir) {
   auto ckpt = io::Checkpoint::open_dir(dir);
-  uint64_t h = 1469598103934665603ull;
+  Fnv1a h;
   for (auto& name : ckpt.names()) {
     const auto& info = ckpt.info(name);
-    const uint8_t* p = ckpt.data(name);
-    for (char c : name) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-    for (uint64_t i = 0; i < info.end - info.begin; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    h.add(name);
+    h.add(ckpt.data(name), size_t(info.end - info.begin));
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return h.hex();
 }
 
 }  // namespace ressa::model

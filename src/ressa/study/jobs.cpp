@@ -3,28 +3,22 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "ressa/core/error.h"
+#include "ressa/core/hash.h"
 
 namespace ressa::study {
 
 std::string hash_strings(const std::vector<std::string>& parts) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](unsigned char c) {
-    h ^= c;
-    h *= 1099511628211ull;
-  };
+  Fnv1a h;
   for (const auto& p : parts) {
-    for (unsigned char c : p) mix(c);
-    mix(0x1f);
+    h.add(p);
+    h.add(0x1f);
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return h.hex();
 }
 
 std::string JobGraph::add(const std::string& kind, std::vector<std::string> args, const std::vector<std::string>& deps,
@@ -58,26 +52,17 @@ std::string JobGraph::add(const std::string& kind, std::vector<std::string> args
 }
 
 namespace {
-// 64-bit FNV-1a over the file's bytes, 8 at a time (a cache key, not a checksum for adversaries).
+// FNV-1a of the file's bytes, read in 1 MiB blocks (a weight file need not fit in memory twice).
 std::string content_hash(const std::filesystem::path& f) {
   std::ifstream in(f, std::ios::binary);
   RESSA_CHECK(in, "[JobGraph] cannot read ", f.string());
-  uint64_t h = 1469598103934665603ull;
+  Fnv1a h;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), std::streamsize(buf.size()));
-    const size_t n = size_t(in.gcount());
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, buf.data() + i, 8);
-      h = (h ^ w) * 1099511628211ull;
-    }
-    for (; i < n; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
+    h.add(buf.data(), size_t(in.gcount()));
   }
-  char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
-  return out;
+  return h.hex();
 }
 
 // Name, size and content hash of `path` (a file) or of each file directly in it (a directory),
