@@ -26,7 +26,7 @@ namespace {
 
 struct Weights {
   std::vector<float> dense;
-  std::unique_ptr<BitmaskMatrix> bm70, bm90;
+  std::unique_ptr<BitmaskMatrix> bm70, bm90, bm70_bf16;
   std::unique_ptr<NMMatrix> nm24;
 };
 
@@ -47,6 +47,8 @@ const Weights& weights(int64_t rows) {
   for (double sparsity : {0.7, 0.9}) {
     for (size_t i = 0; i < s.size(); ++i) s[i] = u(rng) < sparsity ? 0.0f : w.dense[i];
     (sparsity < 0.8 ? w.bm70 : w.bm90) = std::make_unique<BitmaskMatrix>(BitmaskMatrix::from_dense(s.data(), rows, cols));
+    if (sparsity < 0.8)
+      w.bm70_bf16 = std::make_unique<BitmaskMatrix>(BitmaskMatrix::from_dense(s.data(), rows, cols, ValueType::bf16));
   }
   s = w.dense;
   for (size_t g = 0; g < s.size(); g += 4) {
@@ -206,6 +208,10 @@ size_t run_bm70(const Weights& w, const float* x, int64_t b, float* y, int t) {
   bitmask_matmul(*w.bm70, x, b, y, t);
   return w.bm70->bytes();
 }
+size_t run_bm70_bf16(const Weights& w, const float* x, int64_t b, float* y, int t) {
+  bitmask_matmul(*w.bm70_bf16, x, b, y, t);
+  return w.bm70_bf16->bytes();
+}
 size_t run_bm90(const Weights& w, const float* x, int64_t b, float* y, int t) {
   bitmask_matmul(*w.bm90, x, b, y, t);
   return w.bm90->bytes();
@@ -221,6 +227,7 @@ const int kRegistered = [] {
   using Fn = std::function<void(benchmark::State&)>;
   const std::pair<const char*, Fn> kernels[] = {
       {"BM_sparse/bitmask70", [](benchmark::State& s) { BM_sparse(s, run_bm70); }},
+      {"BM_sparse/bitmask70_bf16", [](benchmark::State& s) { BM_sparse(s, run_bm70_bf16); }},
       {"BM_sparse/bitmask90", [](benchmark::State& s) { BM_sparse(s, run_bm90); }},
       {"BM_sparse/nm24", [](benchmark::State& s) { BM_sparse(s, run_nm24); }},
       {"BM_dense_avx2", BM_dense_avx2},

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 using namespace ressa::sparse;
@@ -141,6 +143,67 @@ TEST(SparseBitmask, NamedArraysMirrorCompressedTensors) {
   offs.bytes.resize(80);
   std::memcpy(offs.bytes.data(), b.row_offsets().data(), 80);
   EXPECT_EQ(BitmaskMatrix::from_named_arrays(arrays, p).nnz(), b.nnz());
+}
+
+// Rounding matches torch's .to(torch.bfloat16) (fixture written by tests/reference/bf16_reference.py:
+// ties to even, overflow to inf, subnormals, signed zeros, infinities).
+TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
+  std::ifstream in(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/bf16_rounding.txt");
+  ASSERT_TRUE(in) << "missing tests/fixtures/bf16_rounding.txt";
+  int count = 0;
+  for (uint32_t f32 = 0, bf = 0; in >> std::hex >> f32 >> bf; ++count) {
+    float f;
+    std::memcpy(&f, &f32, 4);
+    EXPECT_EQ(to_bf16(f), bf) << std::hex << "fp32 bits " << f32;
+    uint32_t back;
+    const float g = from_bf16(uint16_t(bf));
+    std::memcpy(&back, &g, 4);
+    EXPECT_EQ(back, bf << 16);
+  }
+  EXPECT_GT(count, 200);
+  EXPECT_TRUE(std::isnan(from_bf16(to_bf16(std::nanf("")))));
+  EXPECT_TRUE(std::isnan(from_bf16(to_bf16(-std::nanf("")))));
+}
+
+// bf16 values: the same bitmask and offsets as fp32, values rounded (so to_dense is the
+// rounded weights, and a second round trip is exact), half the value bytes.
+TEST(SparseBitmaskBf16, RoundTripRoundsValuesOnly) {
+  uint32_t seed = 40;
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 96}, {64, 65}})
+    for (double density : {0.0, 0.3, 1.0}) {
+      const auto w = random_sparse(rows, cols, density, seed++);
+      const auto f = BitmaskMatrix::from_dense(w.data(), rows, cols);
+      const auto b = BitmaskMatrix::from_dense(w.data(), rows, cols, ValueType::bf16);
+      EXPECT_EQ(b.value_type(), ValueType::bf16);
+      EXPECT_EQ(b.bitmask(), f.bitmask());
+      EXPECT_EQ(b.row_offsets(), f.row_offsets());
+      EXPECT_EQ(b.nnz(), f.nnz());
+      EXPECT_TRUE(b.values().empty());
+      ASSERT_EQ(b.values_bf16().size(), size_t(b.nnz() + BitmaskMatrix::kBf16Pad));
+      EXPECT_EQ(b.bytes(), size_t(b.nnz()) * 2 + b.bitmask().size() + size_t(rows + 1) * 8);
+      std::vector<float> back(w.size(), -1.0f);
+      b.to_dense(back.data());
+      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], from_bf16(to_bf16(w[i]))) << i;
+      const auto again = BitmaskMatrix::from_dense(back.data(), rows, cols, ValueType::bf16);
+      EXPECT_EQ(again.values_bf16(), b.values_bf16());
+    }
+}
+
+TEST(SparseBitmaskBf16, NamedArraysStoreBf16Values) {
+  const auto w = random_sparse(9, 21, 0.4, 8);
+  const auto b = BitmaskMatrix::from_dense(w.data(), 9, 21, ValueType::bf16);
+  auto arrays = b.to_named_arrays("m.weight");
+  const auto& v = named(arrays, "m.compressed");
+  EXPECT_EQ(v.dtype, "BF16");
+  EXPECT_EQ(v.shape, (std::vector<int64_t>{b.nnz()}));
+  EXPECT_EQ(v.bytes.size(), size_t(b.nnz()) * 2);  // the padding is not written
+  const auto back = BitmaskMatrix::from_named_arrays(arrays, "m");
+  EXPECT_EQ(back.value_type(), ValueType::bf16);
+  EXPECT_EQ(back.values_bf16(), b.values_bf16());
+  EXPECT_EQ(back.bitmask(), b.bitmask());
+  EXPECT_EQ(parse_value_type("bf16"), ValueType::bf16);
+  EXPECT_EQ(parse_value_type("f32"), ValueType::f32);
+  EXPECT_THROW(parse_value_type("fp16"), std::invalid_argument);
 }
 
 TEST(SparseBitmask, InconsistentNamedArraysAreRejected) {

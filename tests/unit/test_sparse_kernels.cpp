@@ -78,23 +78,30 @@ const int64_t kBatches[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 70};
 
 }  // namespace
 
+// Both value types: bf16 values are checked against the float64 product of the weights they
+// hold (to_dense widens them exactly); the bf16 kernels work in 32-column steps, hence the
+// shapes around 32 and 64 columns.
 TEST_F(SparseKernels, BitmaskMatchesReference) {
-  const std::pair<int64_t, int64_t> shapes[] = {{7, 13}, {33, 96}, {5, 8}, {3, 1}, {17, 130}, {40, 300}};
+  const std::pair<int64_t, int64_t> shapes[] = {{7, 13}, {33, 96}, {5, 8}, {3, 1}, {17, 130}, {40, 300},
+                                                {9, 64}, {6, 97}, {4, 1000}};
   uint32_t seed = 1;
+  for (ValueType vt : {ValueType::f32, ValueType::bf16})
   for (Isa isa : isas()) {
     set_max_isa(isa);
     ASSERT_EQ(active_isa(), isa);
     for (auto [rows, cols] : shapes)
       for (double density : {0.0, 0.05, 0.3, 0.7, 1.0}) {
-        const auto w = random_sparse(rows, cols, density, seed++);
-        const auto bm = BitmaskMatrix::from_dense(w.data(), rows, cols);
+        const auto bm = BitmaskMatrix::from_dense(random_sparse(rows, cols, density, seed++).data(), rows, cols, vt);
+        ASSERT_EQ(bm.value_type(), vt);
+        std::vector<float> w(size_t(rows * cols));
+        bm.to_dense(w.data());
         for (int64_t batch : kBatches)
           for (int threads : {1, 2, 3}) {
             const auto x = random_x(batch, cols, seed++);
             std::vector<float> y(size_t(batch * rows), NAN);
             bitmask_matmul(bm, x.data(), batch, y.data(), threads);
             expect_close(w, rows, cols, x, batch, y,
-                         std::string(to_string(isa)) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                         std::string(to_string(vt)) + " " + to_string(isa) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
                              " density " + std::to_string(density) + " batch " + std::to_string(batch) +
                              " threads " + std::to_string(threads));
             if (HasFatalFailure()) return;
@@ -138,28 +145,36 @@ TEST_F(SparseKernels, ThreadCountsAndConcurrentCallersGiveIdenticalResults) {
     const auto wb = random_sparse(rb, 200, 0.3, 5);
     const auto wn = random_nm(rn, 136, 2, 4, 6);
     const auto bm = BitmaskMatrix::from_dense(wb.data(), rb, 200);
+    const auto bh = BitmaskMatrix::from_dense(wb.data(), rb, 200, ValueType::bf16);
+    std::vector<float> wh(wb.size());
+    bh.to_dense(wh.data());
     const auto nm = NMMatrix::from_dense(wn.data(), rn, 136, 2, 4);
     const auto xb = random_x(5, 200, 7), xn = random_x(5, 136, 8);
     // Reference per batch size (the kernel, and so the summation order, depends on the batch).
-    std::vector<std::vector<float>> want_b(6), want_n(6);
+    std::vector<std::vector<float>> want_b(6), want_h(6), want_n(6);
     for (int64_t batch = 1; batch <= 5; ++batch) {
       want_b[size_t(batch)].resize(size_t(batch * rb));
+      want_h[size_t(batch)].resize(size_t(batch * rb));
       want_n[size_t(batch)].resize(size_t(batch * rn));
       bitmask_matmul(bm, xb.data(), batch, want_b[size_t(batch)].data(), 1);
+      bitmask_matmul(bh, xb.data(), batch, want_h[size_t(batch)].data(), 1);
       nm_matmul(nm, xn.data(), batch, want_n[size_t(batch)].data(), 1);
       // The single-thread results themselves are right (float64 reference).
       expect_close(wb, rb, 200, xb, batch, want_b[size_t(batch)], "bitmask");
+      expect_close(wh, rb, 200, xb, batch, want_h[size_t(batch)], "bitmask bf16");
       expect_close(wn, rn, 136, xn, batch, want_n[size_t(batch)], "2:4");
     }
     std::atomic<int> mismatches{0};
     const auto worker = [&](int seed) {
-      std::vector<float> yb(size_t(5 * rb)), yn(size_t(5 * rn));
+      std::vector<float> yb(size_t(5 * rb)), yh(size_t(5 * rb)), yn(size_t(5 * rn));
       for (int i = 0; i < 200; ++i) {
         const int t = 1 + (i + seed) % 4;
         const int64_t batch = 1 + (i % 5);
         bitmask_matmul(bm, xb.data(), batch, yb.data(), t);
+        bitmask_matmul(bh, xb.data(), batch, yh.data(), t);
         nm_matmul(nm, xn.data(), batch, yn.data(), t);
         mismatches += std::memcmp(yb.data(), want_b[size_t(batch)].data(), size_t(batch * rb) * 4) != 0;
+        mismatches += std::memcmp(yh.data(), want_h[size_t(batch)].data(), size_t(batch * rb) * 4) != 0;
         mismatches += std::memcmp(yn.data(), want_n[size_t(batch)].data(), size_t(batch * rn) * 4) != 0;
       }
     };

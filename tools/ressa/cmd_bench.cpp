@@ -76,7 +76,7 @@ void register_bench(CLI::App& app) {
     int64_t rows = 0, cols = 0, batch = 1, repeats = 0, copies = 0;
     bool cold = false;
     double sparsity = 0, min_time = 1.0;
-    std::string pattern, format = "auto";
+    std::string pattern, format = "auto", dtype = "f32";
     uint64_t seed = 0;
     CLI::Option *o_s = nullptr, *o_p = nullptr;
   };
@@ -92,6 +92,10 @@ void register_bench(CLI::App& app) {
   f->o_s->excludes(f->o_p);
   cmd->add_option("--format", f->format, "auto (bitmask for --sparsity, nm for --pattern), bitmask or nm")
       ->check(CLI::IsMember({"auto", "bitmask", "nm"}));
+  cmd->add_option("--dtype", f->dtype,
+                  "sparse value storage (bitmask only): f32, or bf16 (weights rounded to bfloat16, fp32 accumulation; "
+                  "the dense baseline stays fp32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--repeats", f->repeats, "timed repeats of each (0 = as many as fit --min-time, at least 10)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-time", f->min_time, "seconds of timed repeats when --repeats is 0")->check(CLI::NonNegativeNumber);
@@ -117,6 +121,9 @@ void register_bench(CLI::App& app) {
       throw std::invalid_argument("[bench gemv] --pattern expects N:M (e.g. 2:4), got '" + f->pattern + "'");
     const bool use_nm = f->format == "nm" || (f->format == "auto" && pat.is_nm());
     if (use_nm && !pat.is_nm()) throw std::invalid_argument("[bench gemv] --format nm needs --pattern N:M");
+    const auto values = sparse::parse_value_type(f->dtype);
+    if (use_nm && values != sparse::ValueType::f32)
+      throw std::invalid_argument("[bench gemv] --dtype bf16 is implemented for the bitmask format only");
     if (pat.is_nm() && f->cols % pat.m != 0)
       throw std::invalid_argument("[bench gemv] --cols " + std::to_string(f->cols) + " is not a multiple of M=" +
                                   std::to_string(pat.m));
@@ -139,7 +146,7 @@ void register_bench(CLI::App& app) {
     std::vector<sparse::NMMatrix> nms;
     const auto add_sparse = [&](const torch::Tensor& wk) {
       if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(wk.data_ptr<float>(), R, C, pat.n, pat.m));
-      else bms.push_back(sparse::BitmaskMatrix::from_dense(wk.data_ptr<float>(), R, C));
+      else bms.push_back(sparse::BitmaskMatrix::from_dense(wk.data_ptr<float>(), R, C, values));
     };
     add_sparse(w);
     const size_t wbytes = use_nm ? nms[0].bytes() : bms[0].bytes();
@@ -206,7 +213,7 @@ void register_bench(CLI::App& app) {
     const double dense_bytes = dense_w_bytes + io_bytes, sparse_bytes = double(wbytes) + io_bytes;
     const double speedup = dense_ms / sparse_ms, bound = dense_bytes / sparse_bytes;
     const double load = load_average();
-    const std::string fmt = use_nm ? "nm" : "bitmask";
+    const std::string fmt = use_nm ? "nm" : values == sparse::ValueType::bf16 ? "bitmask-bf16" : "bitmask";
     const std::string cold_note =
         copies > 1 ? ", cold: " + std::to_string(copies) + " copies of W, " + std::to_string(int64_t(working_set / 1e6)) +
                          " MB (last-level cache " + std::to_string(int64_t(llc / 1048576.0)) + " MiB)"
@@ -229,7 +236,8 @@ void register_bench(CLI::App& app) {
                         {"cols", C},
                         {"batch", B},
                         {"pattern", pat.to_string()},
-                        {"format", fmt},
+                        {"format", use_nm ? "nm" : "bitmask"},
+                        {"dtype", f->dtype},
                         {"sparsity", achieved},
                         {"threads", rt.threads},
                         {"isa", sparse::to_string(sparse::active_isa())},

@@ -15,7 +15,7 @@ namespace ressa::cli {
 
 void register_export(CLI::App& app) {
   struct Flags {
-    std::string model, format, out, pattern, json_path;
+    std::string model, format, out, pattern, json_path, dtype = "f32";
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("export", "write a compressed sparse checkpoint (bitmask or N:M) of a pruned model");
@@ -25,11 +25,16 @@ void register_export(CLI::App& app) {
       ->check(CLI::IsMember({"bitmask", "nm"}));
   cmd->add_option("--pattern", f->pattern,
                   "N:M for --format nm (N zeros in every M weights; default: the model's prune.json pattern, else 2:4)");
+  cmd->add_option("--dtype", f->dtype,
+                  "value storage for --format bitmask: f32 (exact, default) or bf16 (kept weights rounded to "
+                  "bfloat16: half their bytes, faster kernels; the model changes slightly)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--out", f->out, "compressed model directory to write")->required();
   cmd->add_option("--json", f->json_path, "write the results as one JSON object to this path");
   cmd->callback([f] {
     model::ExportOptions o;
     o.format = model::parse_sparse_format(f->format);
+    o.values = sparse::parse_value_type(f->dtype);
     std::string pattern = f->pattern;
     if (!pattern.empty() && o.format != model::SparseFormat::NM)
       throw std::invalid_argument("[export] --pattern applies to --format nm only (got --format " + f->format + ")");
@@ -59,15 +64,17 @@ void register_export(CLI::App& app) {
         rep.compressed_dense_bytes ? double(rep.compressed_bytes) / double(rep.compressed_dense_bytes) : 0.0;
     char line[512];
     std::snprintf(line, sizeof line,
-                  "exported %s (%s%s): %zu Linear layers compressed, %zu dense; model.safetensors %.2f MB = %.1f%% of "
+                  "exported %s (%s%s%s): %zu Linear layers compressed, %zu dense; model.safetensors %.2f MB = %.1f%% of "
                   "dense F32 (%.2f MB); compressed layers %.1f%% of their dense size",
                   f->out.c_str(), f->format.c_str(),
                   o.format == model::SparseFormat::NM ? (" " + std::to_string(o.n) + ":" + std::to_string(o.m)).c_str() : "",
+                  o.values == sparse::ValueType::bf16 ? ", bf16 values" : "",
                   rep.compressed.size(), rep.dense.size(), rep.file_bytes / 1e6, 100 * ratio, rep.dense_tensor_bytes / 1e6,
                   100 * layer_ratio);
     std::cout << line << "\n";
     nlohmann::json j = {{"out", f->out},
                         {"format", f->format},
+                        {"dtype", f->dtype},
                         {"compressed_layers", rep.compressed},
                         {"dense_layers", rep.dense},
                         {"file_bytes", rep.file_bytes},

@@ -352,6 +352,8 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   RESSA_CHECK(!targets.empty(), "[export] ", model_dir,
               ": no pruned layers (no masks and no zero weights in the tower blocks); prune the model first");
 
+  RESSA_CHECK_ARG(!nm || o.values == sparse::ValueType::f32,
+                  "[export] bf16 values are implemented for --format bitmask only (N:M keeps fp32 values)");
   // Compress everything first, so an N:M violation stops the export before anything is written.
   ExportReport rep;
   std::map<std::string, std::vector<sparse::NamedArray>> arrays;  // weight key -> tensors
@@ -368,7 +370,8 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
       }
       arrays[name + ".weight"] = mat.to_named_arrays(name + ".weight");
     } else {
-      arrays[name + ".weight"] = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), rows, cols).to_named_arrays(name + ".weight");
+      arrays[name + ".weight"] =
+          sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.values).to_named_arrays(name + ".weight");
     }
     rep.compressed.push_back(name);
     rep.compressed_dense_bytes += static_cast<uint64_t>(w.numel()) * 4;
@@ -409,7 +412,8 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
                        {"ignore", rep.dense},
                        {"registry_requires_subclass", false}};
   cfg["quantization_config"] = {{"quant_method", "compressed-tensors"}, {"format", fmt}, {"sparsity_config", sc}};
-  cfg["ressa_sparse"] = {{"format", to_string(o.format)}, {"n", nm ? o.n : 0}, {"m", nm ? o.m : 0}};
+  cfg["ressa_sparse"] = {{"format", to_string(o.format)}, {"n", nm ? o.n : 0}, {"m", nm ? o.m : 0},
+                         {"values", sparse::to_string(o.values)}};
 
   write_output_dir(out_dir, [&](const std::string& staging) {
     io::save_config(staging, lm.model->config);  // config.json (replaced below) + preprocessor_config.json

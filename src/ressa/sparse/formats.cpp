@@ -106,21 +106,48 @@ void check_nm(int n, int m, const char* fn) {
 size_t dtype_size(const std::string& dtype) {
   if (dtype == "F32" || dtype == "I32") return 4;
   if (dtype == "I64") return 8;
+  if (dtype == "BF16") return 2;
   if (dtype == "U8") return 1;
-  fail_arg("[dtype_size] unsupported dtype '", dtype, "' (expected F32, U8, I32 or I64)");
+  fail_arg("[dtype_size] unsupported dtype '", dtype, "' (expected F32, BF16, U8, I32 or I64)");
+}
+
+const char* to_string(ValueType t) { return t == ValueType::bf16 ? "bf16" : "f32"; }
+
+ValueType parse_value_type(const std::string& s) {
+  if (s == "f32") return ValueType::f32;
+  if (s == "bf16") return ValueType::bf16;
+  fail_arg("unknown value type '", s, "' (expected f32 or bf16)");
+}
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40u);  // NaN: keep it quiet
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 // ---- BitmaskMatrix ------------------------------------------------------------------------
 
-BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t cols) {
+BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t cols, ValueType values) {
   if (rows < 1 || cols < 1)
     fail_arg("[BitmaskMatrix::from_dense] shape must be positive, got [", rows, ", ", cols, "]");
   if (!w) fail_arg("[BitmaskMatrix::from_dense] w is null for shape [", rows, ", ", cols, "]");
   BitmaskMatrix b;
-  b.rows_ = rows, b.cols_ = cols;
+  b.rows_ = rows, b.cols_ = cols, b.value_type_ = values;
+  const bool bf16 = values == ValueType::bf16;
   int64_t nnz = 0;
   for (int64_t i = 0; i < rows * cols; ++i) nnz += w[i] != 0.0f;
-  b.values_.reserve(size_t(nnz));
+  if (bf16) b.bf16_.reserve(size_t(nnz + kBf16Pad));
+  else b.values_.reserve(size_t(nnz));
+  int64_t n = 0;
   b.bitmask_.assign(size_t(rows * b.mask_stride()), 0);
   b.row_offsets_.assign(size_t(rows + 1), 0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -129,10 +156,13 @@ BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t co
     for (int64_t c = 0; c < cols; ++c) {
       if (wr[c] == 0.0f) continue;
       mr[c >> 3] |= uint8_t(1u << (c & 7));
-      b.values_.push_back(wr[c]);
+      if (bf16) b.bf16_.push_back(to_bf16(wr[c]));
+      else b.values_.push_back(wr[c]);
+      ++n;
     }
-    b.row_offsets_[size_t(r + 1)] = int64_t(b.values_.size());
+    b.row_offsets_[size_t(r + 1)] = n;
   }
+  if (bf16) b.bf16_.resize(size_t(nnz + kBf16Pad), 0);
   return b;
 }
 
@@ -140,13 +170,17 @@ void BitmaskMatrix::to_dense(float* out) const {
   for (int64_t r = 0; r < rows_; ++r) {
     float* o = out + r * cols_;
     const uint8_t* mr = bitmask_.data() + r * mask_stride();
-    const float* v = values_.data() + row_offsets_[size_t(r)];
-    for (int64_t c = 0; c < cols_; ++c) o[c] = (mr[c >> 3] >> (c & 7)) & 1 ? *v++ : 0.0f;
+    int64_t j = row_offsets_[size_t(r)];
+    for (int64_t c = 0; c < cols_; ++c)
+      o[c] = (mr[c >> 3] >> (c & 7)) & 1
+                 ? (value_type_ == ValueType::bf16 ? from_bf16(bf16_[size_t(j++)]) : values_[size_t(j++)])
+                 : 0.0f;
   }
 }
 
 size_t BitmaskMatrix::bytes() const {
-  return values_.size() * sizeof(float) + bitmask_.size() + row_offsets_.size() * sizeof(int64_t);
+  const size_t value_bytes = value_type_ == ValueType::bf16 ? 2 : 4;
+  return size_t(nnz()) * value_bytes + bitmask_.size() + row_offsets_.size() * sizeof(int64_t);
 }
 
 std::vector<NamedArray> BitmaskMatrix::to_named_arrays(const std::string& prefix) const {
@@ -154,8 +188,10 @@ std::vector<NamedArray> BitmaskMatrix::to_named_arrays(const std::string& prefix
   const int64_t shape[2] = {rows_, cols_};
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2}, shape, sizeof(shape)));
-  out.push_back(make_array(p + ".compressed", "F32", {nnz()}, values_.data(),
-                           values_.size() * sizeof(float)));
+  if (value_type_ == ValueType::bf16)
+    out.push_back(make_array(p + ".compressed", "BF16", {nnz()}, bf16_.data(), size_t(nnz()) * 2));
+  else
+    out.push_back(make_array(p + ".compressed", "F32", {nnz()}, values_.data(), size_t(nnz()) * 4));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, mask_stride()}, bitmask_.data(),
                            bitmask_.size()));
   out.push_back(make_array(p + ".row_offsets", "I64", {rows_}, row_offsets_.data(),
@@ -174,8 +210,8 @@ BitmaskMatrix BitmaskMatrix::from_named_arrays(const std::vector<NamedArray>& ar
   BitmaskMatrix b;
   b.rows_ = rows, b.cols_ = cols;
   expect(mask, "U8", {rows, b.mask_stride()}, fn);
-  if (values.dtype != "F32" || values.shape.size() != 1)
-    fail("[", fn, "] tensor '", values.name, "': expected F32 [nnz], got ", values.dtype, " ",
+  if ((values.dtype != "F32" && values.dtype != "BF16") || values.shape.size() != 1)
+    fail("[", fn, "] tensor '", values.name, "': expected F32 or BF16 [nnz], got ", values.dtype, " ",
          shape_str(values.shape));
   const bool with_end = offs.shape == std::vector<int64_t>{rows + 1};
   if (!with_end) expect(offs, "I64", {rows}, fn);
@@ -200,8 +236,14 @@ BitmaskMatrix BitmaskMatrix::from_named_arrays(const std::vector<NamedArray>& ar
   if (values.shape[0] != b.row_offsets_.back())
     fail("[", fn, "] tensor '", values.name, "' has ", values.shape[0],
          " values but the bitmask keeps ", b.row_offsets_.back());
-  b.values_.resize(size_t(values.shape[0]));
-  std::memcpy(b.values_.data(), values.bytes.data(), values.bytes.size());
+  if (values.dtype == "BF16") {
+    b.value_type_ = ValueType::bf16;
+    b.bf16_.assign(size_t(values.shape[0] + kBf16Pad), 0);
+    std::memcpy(b.bf16_.data(), values.bytes.data(), values.bytes.size());
+  } else {
+    b.values_.resize(size_t(values.shape[0]));
+    std::memcpy(b.values_.data(), values.bytes.data(), values.bytes.size());
+  }
   return b;
 }
 

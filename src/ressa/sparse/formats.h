@@ -13,7 +13,7 @@ namespace ressa::sparse {
 // One raw tensor for a safetensors file: little-endian, row-major, C-contiguous.
 struct NamedArray {
   std::string name;            // e.g. "model.layers.0.mlp.up_proj.compressed"
-  std::string dtype;           // safetensors dtype name: "F32", "U8", "I32" or "I64"
+  std::string dtype;           // safetensors dtype name: "F32", "BF16", "U8", "I32" or "I64"
   std::vector<int64_t> shape;  // dims; product(shape) * dtype_size(dtype) == bytes.size()
   std::vector<uint8_t> bytes;  // raw data
 };
@@ -21,21 +21,32 @@ struct NamedArray {
 // Bytes per element of a safetensors dtype name ("F32" -> 4); throws std::invalid_argument.
 size_t dtype_size(const std::string& dtype);
 
+// How a BitmaskMatrix stores its kept values: fp32 (lossless), or bfloat16 (each fp32 value
+// rounded to nearest, ties to even: half the value bytes; the kernels still accumulate in fp32).
+enum class ValueType { f32, bf16 };
+const char* to_string(ValueType t);                 // "f32", "bf16"
+ValueType parse_value_type(const std::string& s);  // inverse; throws std::invalid_argument
+// fp32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)); NaN stays NaN.
+uint16_t to_bf16(float f);
+float from_bf16(uint16_t h);
+
 // Unstructured sparsity: a weight is kept iff it is != 0 (so -0.0 reads back as +0.0).
 // Layout (compressed-tensors "sparse_bitmask"):
-//   values      float [nnz]             kept weights in row-major order
+//   values      float or bf16 [nnz]     kept weights in row-major order
 //   bitmask     uint8 [rows, ceil(cols/8)]  bit (c % 8) of byte c / 8 = weight c kept
 //               (LSB first, numpy packbits bitorder="little"); padding bits are zero
 //   row_offsets int64 [rows + 1]        row r's values are values[row_offsets[r], row_offsets[r+1])
 class BitmaskMatrix {
  public:
   BitmaskMatrix() = default;
-  // w is (rows, cols) row-major; rows, cols >= 1.
-  static BitmaskMatrix from_dense(const float* w, int64_t rows, int64_t cols);
-  // out is (rows, cols) row-major; pruned entries become +0.0.
+  // w is (rows, cols) row-major; rows, cols >= 1. Kept = != 0 in w (also for bf16 values, so a
+  // tiny value that rounds to a bf16 zero stays a kept position).
+  static BitmaskMatrix from_dense(const float* w, int64_t rows, int64_t cols,
+                                  ValueType values = ValueType::f32);
+  // out is (rows, cols) row-major; pruned entries become +0.0 (bf16 values widened exactly).
   void to_dense(float* out) const;
 
-  // Tensors "<prefix>.shape" I64 [2], "<prefix>.compressed" F32 [nnz], "<prefix>.bitmask"
+  // Tensors "<prefix>.shape" I64 [2], "<prefix>.compressed" F32 or BF16 [nnz], "<prefix>.bitmask"
   // U8 [rows, ceil(cols/8)], "<prefix>.row_offsets" I64 [rows] (row starts, as compressed-tensors
   // writes them). A trailing ".weight" on prefix is dropped, as compressed-tensors does.
   std::vector<NamedArray> to_named_arrays(const std::string& prefix) const;
@@ -47,10 +58,16 @@ class BitmaskMatrix {
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  int64_t nnz() const { return static_cast<int64_t>(values_.size()); }
+  int64_t nnz() const { return row_offsets_.empty() ? 0 : row_offsets_.back(); }
   int64_t mask_stride() const { return (cols_ + 7) / 8; }  // bytes per bitmask row
   double density() const { return rows_ > 0 && cols_ > 0 ? double(nnz()) / double(rows_ * cols_) : 0.0; }
+  ValueType value_type() const { return value_type_; }
+  // fp32 values [nnz] (empty when value_type() is bf16).
   const std::vector<float>& values() const { return values_; }
+  // bf16 values: nnz entries, then kBf16Pad zeros so that vector loads may run past the last
+  // row (empty when value_type() is f32).
+  static constexpr int64_t kBf16Pad = 32;
+  const std::vector<uint16_t>& values_bf16() const { return bf16_; }
   const std::vector<uint8_t>& bitmask() const { return bitmask_; }
   const std::vector<int64_t>& row_offsets() const { return row_offsets_; }
   // Storage of values + bitmask + row_offsets in bytes.
@@ -58,7 +75,9 @@ class BitmaskMatrix {
 
  private:
   int64_t rows_ = 0, cols_ = 0;
+  ValueType value_type_ = ValueType::f32;
   std::vector<float> values_;
+  std::vector<uint16_t> bf16_;
   std::vector<uint8_t> bitmask_;
   std::vector<int64_t> row_offsets_;
 };

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "ressa/core/error.h"
@@ -33,6 +34,7 @@
 
 #define RESSA_AVX2 __attribute__((target("avx2,fma,popcnt,bmi,bmi2")))
 #define RESSA_AVX512 __attribute__((target("avx512f,avx2,fma,popcnt,bmi,bmi2")))
+#define RESSA_AVX512_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vbmi2,avx2,fma,popcnt,bmi,bmi2")))
 #define RESSA_INLINE inline __attribute__((always_inline))
 
 namespace ressa::sparse {
@@ -49,6 +51,15 @@ Isa detect() {
                     __builtin_cpu_supports("bmi2");
   if (avx2 && __builtin_cpu_supports("avx512f")) return Isa::avx512;
   return avx2 ? Isa::avx2 : Isa::scalar;
+}
+
+// vpexpandw (the bf16-value bitmask kernel) is AVX512_VBMI2 (Ice Lake and later, Zen 4).
+bool has_vbmi2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bw");
+  }();
+  return yes;
 }
 
 int lanes(Isa isa) { return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1; }
@@ -184,8 +195,9 @@ RESSA_INLINE T load_as(const uint8_t* p) {
 constexpr int kRows = 4;
 constexpr int64_t kPrefetchFloats = 1024;
 struct DirectRows {
-  const uint8_t* meta[kRows];  // bitmask rows or 2:4 position rows
-  const float* vals[kRows];    // their values
+  const uint8_t* meta[kRows];     // bitmask rows or 2:4 position rows
+  const float* vals[kRows];       // their values (fp32 formats)
+  const uint16_t* vals16[kRows];  // their values (bf16 bitmask)
 };
 
 // ---- scalar -------------------------------------------------------------------------------
@@ -211,7 +223,24 @@ void index_row_scalar(const float* v, const int32_t* idx, int64_t nnz, const flo
   }
 }
 
+// bf16 bits -> fp32 (the low 16 bits of the fp32 pattern are zero).
+RESSA_INLINE void widen_bf16_scalar(const uint16_t* v, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint32_t u = uint32_t(v[j]) << 16;
+    std::memcpy(out + j, &u, 4);
+  }
+}
+
 // ---- AVX2 ---------------------------------------------------------------------------------
+
+RESSA_AVX2 void widen_bf16_avx2(const uint16_t* v, int64_t n, float* out) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  widen_bf16_scalar(v + j, n - j, out + j);
+}
 
 RESSA_AVX2 int64_t decode_bitmask_avx2(const uint8_t* mrow, int64_t cols, int32_t* idx) {
   int64_t n = 0;
@@ -248,11 +277,21 @@ RESSA_AVX2 RESSA_INLINE float hsum256(__m256 a) {
 
 // The 8 weights of a bitmask chunk (mask byte m) as a dense vector; v advances past its values.
 // Exact reads only popcnt(m) values; otherwise 8 (the caller checked that they exist).
+// bf16 values: 8 are widened (the format pads its values so that the load may run past them).
 template <bool Exact>
-RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const float*& v) {
+RESSA_AVX2 RESSA_INLINE __m256 load8(const float* v, int pc) {
+  return Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
+}
+template <bool>
+RESSA_AVX2 RESSA_INLINE __m256 load8(const uint16_t* v, int) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+template <bool Exact, class V>
+RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const V*& v) {
   const int pc = __builtin_popcount(m);
   const ExpandEntry& e = kLut.expand[m];
-  const __m256 raw = Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
+  const __m256 raw = load8<Exact>(v, pc);
   v += pc;
   return _mm256_and_ps(_mm256_permutevar8x32_ps(raw, _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx))),
                        _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
@@ -261,15 +300,16 @@ RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const float*& v) {
 // Direct kernel, bitmask: out[i*NB + b] = dot(row i, x[b*xs : b*xs+cols]) for R rows, NB batch
 // rows; a step covers 32 columns (4 mask bytes) of every row, with an accumulator set per chunk
 // when R * NB alone would leave the FMAs waiting on each other.
-template <int R, int NB, bool Exact>
-struct BitmaskAvx2 {
+template <class V, int R, int NB, bool Exact>
+struct BitmaskAvx2T {
   static constexpr int S = R * NB >= 4 ? 1 : 4;  // accumulator sets
   RESSA_AVX2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
     __m256 acc[S][R][NB];
-    const float* v[R];
+    const V* v[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      v[i] = rows.vals[i];
+      if constexpr (std::is_same_v<V, float>) v[i] = rows.vals[i];
+      else v[i] = rows.vals16[i];
 #pragma GCC unroll 4
       for (int s = 0; s < S; ++s)
 #pragma GCC unroll 4
@@ -279,7 +319,7 @@ struct BitmaskAvx2 {
     for (; c + 32 <= cols; c += 32)
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(v[i] + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(v[i]) + 4 * kPrefetchFloats, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
           const __m256 w = expand8<Exact>(rows.meta[i][c / 8 + k], v[i]);
@@ -292,7 +332,7 @@ struct BitmaskAvx2 {
       const __m256i xm = pre(cols - c);
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
-        const __m256 w = expand8<true>(rows.meta[i][c / 8], v[i]);
+        const __m256 w = expand8<std::is_same_v<V, float>>(rows.meta[i][c / 8], v[i]);
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b)
           acc[0][i][b] = _mm256_fmadd_ps(w, _mm256_maskload_ps(x + b * xs + c, xm), acc[0][i][b]);
@@ -308,6 +348,11 @@ struct BitmaskAvx2 {
       }
   }
 };
+
+template <int R, int NB, bool Exact>
+using BitmaskAvx2 = BitmaskAvx2T<float, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using BitmaskBf16Avx2 = BitmaskAvx2T<uint16_t, R, NB, Exact>;
 
 // Direct kernel, 2:4: as above; per 16 columns (4 groups, 8 values, 2 position bytes) x is
 // gathered at the kept positions with two vpermps and a blend.
@@ -478,6 +523,63 @@ struct BitmaskAvx512 {
   }
 };
 
+RESSA_AVX512_VBMI2 RESSA_INLINE __mmask32 load_mask32(const uint8_t* p) {
+  __mmask32 k;
+  asm("kmovd %1, %0" : "=Yk"(k) : "m"(*reinterpret_cast<const uint32_t*>(p)));
+  return k;
+}
+
+// Direct kernel, bitmask with bf16 values (one row): vpexpandw turns each 32-bit mask chunk and
+// the next popcnt values into 32 bf16 words at once, half the port-5 work per column of
+// vexpandps. Dword lane j then holds columns 2j (low half) and 2j+1 (high half); a shift and an
+// and widen them to fp32 without another shuffle, so x comes deinterleaved per 32 columns
+// (evens, then odds: pair_x), built once per call by the driver, zero past cols.
+template <int R, int NB, bool>
+struct BitmaskBf16Avx512 {
+  static_assert(R == 1, "bitmask rows go one at a time");
+  static constexpr int S = NB == 1 ? 2 : 1;  // accumulator sets
+  RESSA_AVX512_VBMI2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
+    const __m512i high = _mm512_set1_epi32(int32_t(0xFFFF0000u));
+    __m512 acc[S][NB][2];
+    const uint16_t* v = rows.vals16[0];
+    const uint8_t* meta = rows.meta[0];
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[s][b][0] = acc[s][b][1] = _mm512_setzero_ps();
+    const auto step = [&](int s, __m512i w, int64_t c) RESSA_AVX512_VBMI2 {
+      const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+      const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(w, high));
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        acc[s][b][0] = _mm512_fmadd_ps(even, _mm512_loadu_ps(x + b * xs + c), acc[s][b][0]);
+        acc[s][b][1] = _mm512_fmadd_ps(odd, _mm512_loadu_ps(x + b * xs + c + 16), acc[s][b][1]);
+      }
+    };
+    int64_t c = 0;
+    for (; c + 64 <= cols; c += 64) {
+      const uint8_t* mp = meta + c / 8;
+      _mm_prefetch(reinterpret_cast<const char*>(v) + 4 * kPrefetchFloats, _MM_HINT_T0);
+      const uint64_t word = load_as<uint64_t>(mp);
+      step(0, _mm512_maskz_expandloadu_epi16(load_mask32(mp), v), c);
+      step(S - 1, _mm512_maskz_expandloadu_epi16(load_mask32(mp + 4), v + __builtin_popcount(uint32_t(word))), c + 32);
+      v += __builtin_popcountll(word);
+    }
+    for (; c < cols; c += 32) {  // padding bits are zero and pair_x is zero past cols
+      const uint32_t m = uint32_t(load_bytes(meta + c / 8, (std::min<int64_t>(32, cols - c) + 7) / 8));
+      step(0, _mm512_maskz_expandloadu_epi16(__mmask32(m), v), c);
+      v += __builtin_popcount(m);
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      __m512 sum = _mm512_add_ps(acc[0][b][0], acc[0][b][1]);
+#pragma GCC unroll 4
+      for (int s = 1; s < S; ++s) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[s][b][0], acc[s][b][1]));
+      out[b] = _mm512_reduce_add_ps(sum);
+    }
+  }
+};
+
 // Direct kernel, 2:4: per 32 columns (8 groups, 16 values, 4 position bytes) vpermt2ps gathers x
 // at column 4 * (j / 2) + position_j for the 16 values j.
 template <int R, int NB, bool>
@@ -608,6 +710,19 @@ struct AlignedFloats {
   std::unique_ptr<float, decltype(&std::free)> p;
 };
 
+// x (nb, cols) deinterleaved per 32 columns into out (nb, ceil(cols/32)*32): chunk q holds
+// columns 32q, 32q+2, ..., 32q+30, then 32q+1, ..., 32q+31; zero past cols.
+void pair_x(const float* x, int64_t nb, int64_t cols, float* out) {
+  const int64_t cp = (cols + 31) / 32 * 32;
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t q = 0; q < cp; q += 32)
+      for (int64_t j = 0; j < 16; ++j) {
+        const int64_t e = q + 2 * j, o = e + 1;
+        out[b * cp + q + j] = e < cols ? x[b * cols + e] : 0.0f;
+        out[b * cp + q + 16 + j] = o < cols ? x[b * cols + o] : 0.0f;
+      }
+}
+
 // Tasks a call over `rows` rows is cut into for t threads: several per thread, so that a thread
 // the OS runs late (another process on its core) does not hold up the call, each of at least
 // kMinTaskRows rows.
@@ -640,13 +755,35 @@ std::vector<int64_t> split_rows(int64_t rows, int64_t cols, const int64_t* offse
 // Per-format access for the driver: row values, kept column indices, the direct row kernel.
 struct BitmaskSource {
   const BitmaskMatrix& w;
+  bool bf16() const { return w.value_type() == ValueType::bf16; }
   const int64_t* offsets() const { return w.row_offsets().data(); }
-  const float* values(int64_t r) const { return w.values().data() + w.row_offsets()[size_t(r)]; }
+  const float* values(int64_t r) const { return bf16() ? nullptr : w.values().data() + w.row_offsets()[size_t(r)]; }
+  const uint16_t* values16(int64_t r) const {
+    return bf16() ? w.values_bf16().data() + w.row_offsets()[size_t(r)] : nullptr;
+  }
+  // Row r's values as fp32 (bf16 ones widened into buf, room for cols floats).
+  const float* row_floats(Isa isa, int64_t r, float* buf) const {
+    if (!bf16()) return values(r);
+    const int64_t n = w.row_offsets()[size_t(r) + 1] - w.row_offsets()[size_t(r)];
+    if (isa == Isa::scalar) widen_bf16_scalar(values16(r), n, buf);
+    else widen_bf16_avx2(values16(r), n, buf);
+    return buf;
+  }
   const uint8_t* meta(int64_t r) const { return w.bitmask().data() + r * w.mask_stride(); }
   static constexpr int kGroup = 1;  // rows per direct call
-  // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact).
+  // The bf16 AVX-512 kernel takes x deinterleaved per 32 columns (pair_x); it runs in 0.66 of the
+  // fp32 kernel's time at batch 1 and 4 (4096x4096, 70%, one core; docs/kernels.md), so the cost
+  // model keeps it direct up to batch 9 at 70% sparsity instead of 5.
+  bool paired_x(Isa isa) const { return bf16() && isa == Isa::avx512 && has_vbmi2(); }
+  double direct_scale(Isa isa) const { return paired_x(isa) ? 0.66 : 1.0; }
+  // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact; bf16
+  // values are padded instead).
   DirectFn direct(Isa isa, int r, int nb, const float* last_row) const {
     (void)r;  // always 1 (kGroup)
+    if (bf16()) {
+      if (paired_x(isa)) return direct_fn<BitmaskBf16Avx512, 1>(nb);
+      return isa == Isa::scalar ? nullptr : direct_fn<BitmaskBf16Avx2, 1>(nb);
+    }
     if (isa == Isa::avx512) return direct_fn<BitmaskAvx512, 1>(nb);
     if (isa != Isa::avx2) return nullptr;
     const bool exact = w.values().data() + w.values().size() - last_row < w.cols() + 8;
@@ -663,8 +800,12 @@ struct NMSource {
   const NMMatrix& w;
   const int64_t* offsets() const { return nullptr; }
   const float* values(int64_t r) const { return w.values().data() + r * w.values_per_row(); }
+  const uint16_t* values16(int64_t) const { return nullptr; }
+  const float* row_floats(Isa, int64_t r, float*) const { return values(r); }
   const uint8_t* meta(int64_t r) const { return w.positions().data() + r * w.pos_stride(); }
   static constexpr int kGroup = kRows;
+  bool paired_x(Isa) const { return false; }
+  double direct_scale(Isa) const { return 1.0; }
   DirectFn direct(Isa isa, int r, int nb, const float*) const {
     if (w.n() != 2 || w.m() != 4 || isa == Isa::scalar) return nullptr;
     return isa == Isa::avx512 ? direct_fn<Nm24Avx512>(r, nb) : direct_fn<Nm24Avx2>(r, nb);
@@ -714,17 +855,27 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     const float* xb = x + b0 * cols;
     float* yb = y + b0 * rows;
     if (src.direct(isa, 1, 1, nullptr) &&
-        direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
+        src.direct_scale(isa) * direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
       const int max_nb = kMaxNB[int(isa)];
+      // x as the kernel reads it: as given, or deinterleaved per 32 columns (bf16 AVX-512).
+      const float* xd = xb;
+      int64_t xs = cols;
+      AlignedFloats paired(src.paired_x(isa) ? size_t(nb * ((cols + 31) / 32 * 32)) : 0);
+      if (src.paired_x(isa)) {
+        xs = (cols + 31) / 32 * 32;
+        pair_x(xb, nb, cols, paired.p.get());
+        xd = paired.p.get();
+      }
       Pool::get().run(tasks, t, [&](int i) {
         float out[kRows * 4];
         for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; r += Source::kGroup) {
           const int nr = int(std::min<int64_t>(Source::kGroup, bounds[size_t(i) + 1] - r));
           DirectRows group{};
-          for (int j = 0; j < nr; ++j) group.meta[j] = src.meta(r + j), group.vals[j] = src.values(r + j);
+          for (int j = 0; j < nr; ++j)
+            group.meta[j] = src.meta(r + j), group.vals[j] = src.values(r + j), group.vals16[j] = src.values16(r + j);
           for (int64_t bb = 0; bb < nb; bb += max_nb) {
             const int k = int(std::min<int64_t>(max_nb, nb - bb));
-            src.direct(isa, nr, k, group.vals[nr - 1])(group, cols, xb + bb * cols, cols, out);
+            src.direct(isa, nr, k, group.vals[nr - 1])(group, cols, xd + bb * xs, xs, out);
             for (int j = 0; j < nr; ++j)
               for (int b = 0; b < k; ++b) yb[(bb + b) * rows + r + j] = out[j * k + b];
           }
@@ -741,13 +892,17 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
       for (int b = 0; b < bp; ++b) xtp[c * bp + b] = b < nb ? xb[b * cols + c] : 0.0f;
     std::vector<std::vector<int32_t>> idx(size_t(tasks), std::vector<int32_t>(size_t(cols + 16)));
     const IndexFn vec = isa == Isa::scalar ? nullptr : index_fn(isa, bp / l);
+    std::vector<std::vector<float>> vbuf(static_cast<size_t>(tasks));
     Pool::get().run(tasks, t, [&](int i) {
       alignas(64) float out[64];
       int32_t* id = idx[size_t(i)].data();
+      std::vector<float>& vb = vbuf[size_t(i)];
+      if (src.values16(0)) vb.resize(size_t(cols));
       for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; ++r) {
         const int64_t n = src.decode(isa, r, id);
-        if (vec) vec(src.values(r), id, n, xtp, out);
-        else index_row_scalar(src.values(r), id, n, xtp, bp, out);
+        const float* v = src.row_floats(isa, r, vb.data());
+        if (vec) vec(v, id, n, xtp, out);
+        else index_row_scalar(v, id, n, xtp, bp, out);
         for (int64_t b = 0; b < nb; ++b) yb[b * rows + r] = out[b];
       }
     });
