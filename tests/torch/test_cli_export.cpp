@@ -94,7 +94,7 @@ TEST_F(CliExport, ExportedModelGivesTheSameAnswersThroughTheKernels) {
 }
 
 // --dtype bf16: the kept values stored as bfloat16 (about half the compressed bytes at 70%); the
-// kernels and the dense path agree exactly on the rounded weights the file holds.
+// kernels and the dense path agree exactly on the rounded weights the file holds. 2:4 as well.
 TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   const auto in = (g_root / "p70").string();
   std::map<std::string, json> ex;
@@ -119,6 +119,16 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   EXPECT_EQ(c["sparse_kernel_layers"], 0);
   EXPECT_EQ(ressa::read_file(out + ".pred.jsonl"), kernel_preds);
   EXPECT_EQ(b["accuracy"], c["accuracy"]);
+
+  const auto nm = (g_root / "p24_nm_bf16").string();
+  auto r = run_ressa("export --model " + (g_root / "p24").string() + " --format nm --dtype bf16 --out " + nm);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(read_json((fs::path(nm) / "config.json").string())["ressa_sparse"]["values"], "bf16");
+  b = eval(nm);
+  EXPECT_EQ(b["sparse_kernel_layers"], 26);
+  const auto nm_preds = ressa::read_file(nm + ".pred.jsonl");
+  c = eval(nm, "--dense-kernels");
+  EXPECT_EQ(ressa::read_file(nm + ".pred.jsonl"), nm_preds);
 }
 
 TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
@@ -133,9 +143,7 @@ TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
   for (const std::string args : {"export --model " + (g_root / "p70").string() + " --format csr --out " + out,
                                  "export --model " + (g_root / "p70").string() + " --format bitmask --pattern 2:4 --out " + out,
                                  "export --model " + (g_root / "p24").string() + " --format nm --pattern 2 --out " + out,
-                                 "export --model " + (g_root / "p24").string() + " --format nm --dtype bf16 --out " + out,
                                  "export --model " + (g_root / "p70").string() + " --format bitmask --dtype fp16 --out " + out,
-                                 std::string("bench gemv --rows 8 --cols 16 --pattern 2:4 --dtype bf16"),
                                  std::string("bench gemv --rows 8 --cols 16"),
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --pattern 2:4"),
                                  std::string("bench gemv --rows 8 --cols 18 --pattern 2:4"),
@@ -189,6 +197,12 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
   j = read_json(js);
   EXPECT_EQ(j["dtype"], "bf16");
   EXPECT_EQ(j["format"], "bitmask");
+  EXPECT_GT(j["max_rel_diff"].get<double>(), 0.0);
+  EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-2);
+  r = run_ressa("bench gemv --rows 40 --cols 72 --pattern 2:4 --dtype bf16 --threads 1 --repeats 3 --json " + js);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  j = read_json(js);
+  EXPECT_EQ(j["format"], "nm");
   EXPECT_GT(j["max_rel_diff"].get<double>(), 0.0);
   EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-2);
 }

@@ -179,7 +179,7 @@ TEST(SparseBitmaskBf16, RoundTripRoundsValuesOnly) {
       EXPECT_EQ(b.row_offsets(), f.row_offsets());
       EXPECT_EQ(b.nnz(), f.nnz());
       EXPECT_TRUE(b.values().empty());
-      ASSERT_EQ(b.values_bf16().size(), size_t(b.nnz() + BitmaskMatrix::kBf16Pad));
+      ASSERT_EQ(b.values_bf16().size(), size_t(b.nnz() + kBf16Pad));
       EXPECT_EQ(b.bytes(), size_t(b.nnz()) * 2 + b.bitmask().size() + size_t(rows + 1) * 8);
       std::vector<float> back(w.size(), -1.0f);
       b.to_dense(back.data());
@@ -263,6 +263,33 @@ TEST(SparseNM, RoundTripKeepsExactlyMMinusNPerGroup) {
       std::vector<float> back(w.size(), -1.0f);
       t.to_dense(back.data());
       EXPECT_TRUE(bitwise_equal(w, back)) << n << ":" << m << " " << rows << "x" << cols;
+    }
+}
+
+// bf16 values: same positions, values rounded, half the value bytes; BF16 named arrays.
+TEST(SparseNMBf16, RoundTripAndNamedArrays) {
+  uint32_t seed = 60;
+  for (auto [n, m] : {std::pair<int, int>{2, 4}, {4, 8}, {1, 2}})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 16}, {7, 48}, {3, 144}}) {
+      const auto w = random_nm(rows, cols, n, m, seed++);
+      const auto f = NMMatrix::from_dense(w.data(), rows, cols, n, m);
+      const auto t = NMMatrix::from_dense(w.data(), rows, cols, n, m, ValueType::bf16);
+      EXPECT_EQ(t.value_type(), ValueType::bf16);
+      EXPECT_EQ(t.positions(), f.positions());
+      EXPECT_TRUE(t.values().empty());
+      ASSERT_EQ(t.values_bf16().size(), f.values().size() + size_t(kBf16Pad));
+      for (size_t i = 0; i < f.values().size(); ++i) ASSERT_EQ(t.values_bf16()[i], to_bf16(f.values()[i]));
+      EXPECT_EQ(t.bytes(), f.values().size() * 2 + t.positions().size());
+      std::vector<float> back(w.size(), -1.0f);
+      t.to_dense(back.data());
+      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], from_bf16(to_bf16(w[i]))) << i;
+      auto arrays = t.to_named_arrays("l.weight");
+      EXPECT_EQ(named(arrays, "l.compressed").dtype, "BF16");
+      EXPECT_EQ(named(arrays, "l.compressed").bytes.size(), f.values().size() * 2);
+      const auto again = NMMatrix::from_named_arrays(arrays, "l", n, m);
+      EXPECT_EQ(again.value_type(), ValueType::bf16);
+      EXPECT_EQ(again.values_bf16(), t.values_bf16());
+      EXPECT_EQ(again.positions(), t.positions());
     }
 }
 

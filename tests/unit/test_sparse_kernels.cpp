@@ -113,19 +113,22 @@ TEST_F(SparseKernels, BitmaskMatchesReference) {
 TEST_F(SparseKernels, NMMatchesReference) {
   const std::pair<int, int> patterns[] = {{2, 4}, {1, 4}, {3, 4}, {4, 8}, {1, 2}};
   uint32_t seed = 100;
+  for (ValueType vt : {ValueType::f32, ValueType::bf16})
   for (Isa isa : isas()) {
     set_max_isa(isa);
     for (auto [n, m] : patterns)
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{7, 8}, {33, 96}, {5, 72}, {9, 136}, {3, 264}}) {
-        const auto w = random_nm(rows, cols, n, m, seed++);
-        const auto nm = NMMatrix::from_dense(w.data(), rows, cols, n, m);
+        const auto nm = NMMatrix::from_dense(random_nm(rows, cols, n, m, seed++).data(), rows, cols, n, m, vt);
+        ASSERT_EQ(nm.value_type(), vt);
+        std::vector<float> w(size_t(rows * cols));
+        nm.to_dense(w.data());
         for (int64_t batch : kBatches)
           for (int threads : {1, 2, 3}) {
             const auto x = random_x(batch, cols, seed++);
             std::vector<float> y(size_t(batch * rows), NAN);
             nm_matmul(nm, x.data(), batch, y.data(), threads);
             expect_close(w, rows, cols, x, batch, y,
-                         std::string(to_string(isa)) + " " + std::to_string(n) + ":" + std::to_string(m) + " " +
+                         std::string(to_string(vt)) + " " + to_string(isa) + " " + std::to_string(n) + ":" + std::to_string(m) + " " +
                              std::to_string(rows) + "x" + std::to_string(cols) + " batch " +
                              std::to_string(batch) + " threads " + std::to_string(threads));
             if (HasFatalFailure()) return;

@@ -93,8 +93,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--format", f->format, "auto (bitmask for --sparsity, nm for --pattern), bitmask or nm")
       ->check(CLI::IsMember({"auto", "bitmask", "nm"}));
   cmd->add_option("--dtype", f->dtype,
-                  "sparse value storage (bitmask only): f32, or bf16 (weights rounded to bfloat16, fp32 accumulation; "
-                  "the dense baseline stays fp32)")
+                  "sparse value storage: f32, or bf16 (weights rounded to bfloat16, fp32 accumulation; the dense "
+                  "baseline stays fp32)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--repeats", f->repeats, "timed repeats of each (0 = as many as fit --min-time, at least 10)")
       ->check(CLI::NonNegativeNumber);
@@ -122,8 +122,6 @@ void register_bench(CLI::App& app) {
     const bool use_nm = f->format == "nm" || (f->format == "auto" && pat.is_nm());
     if (use_nm && !pat.is_nm()) throw std::invalid_argument("[bench gemv] --format nm needs --pattern N:M");
     const auto values = sparse::parse_value_type(f->dtype);
-    if (use_nm && values != sparse::ValueType::f32)
-      throw std::invalid_argument("[bench gemv] --dtype bf16 is implemented for the bitmask format only");
     if (pat.is_nm() && f->cols % pat.m != 0)
       throw std::invalid_argument("[bench gemv] --cols " + std::to_string(f->cols) + " is not a multiple of M=" +
                                   std::to_string(pat.m));
@@ -145,7 +143,7 @@ void register_bench(CLI::App& app) {
     std::vector<sparse::BitmaskMatrix> bms;
     std::vector<sparse::NMMatrix> nms;
     const auto add_sparse = [&](const torch::Tensor& wk) {
-      if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(wk.data_ptr<float>(), R, C, pat.n, pat.m));
+      if (use_nm) nms.push_back(sparse::NMMatrix::from_dense(wk.data_ptr<float>(), R, C, pat.n, pat.m, values));
       else bms.push_back(sparse::BitmaskMatrix::from_dense(wk.data_ptr<float>(), R, C, values));
     };
     add_sparse(w);
@@ -213,7 +211,7 @@ void register_bench(CLI::App& app) {
     const double dense_bytes = dense_w_bytes + io_bytes, sparse_bytes = double(wbytes) + io_bytes;
     const double speedup = dense_ms / sparse_ms, bound = dense_bytes / sparse_bytes;
     const double load = load_average();
-    const std::string fmt = use_nm ? "nm" : values == sparse::ValueType::bf16 ? "bitmask-bf16" : "bitmask";
+    const std::string fmt = std::string(use_nm ? "nm" : "bitmask") + (values == sparse::ValueType::bf16 ? "-bf16" : "");
     const std::string cold_note =
         copies > 1 ? ", cold: " + std::to_string(copies) + " copies of W, " + std::to_string(int64_t(working_set / 1e6)) +
                          " MB (last-level cache " + std::to_string(int64_t(llc / 1048576.0)) + " MiB)"

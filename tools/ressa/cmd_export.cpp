@@ -26,8 +26,8 @@ void register_export(CLI::App& app) {
   cmd->add_option("--pattern", f->pattern,
                   "N:M for --format nm (N zeros in every M weights; default: the model's prune.json pattern, else 2:4)");
   cmd->add_option("--dtype", f->dtype,
-                  "value storage for --format bitmask: f32 (exact, default) or bf16 (kept weights rounded to "
-                  "bfloat16: half their bytes, faster kernels; the model changes slightly)")
+                  "value storage: f32 (exact, default) or bf16 (kept weights rounded to bfloat16: half their "
+                  "bytes, faster kernels; the model changes slightly)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--out", f->out, "compressed model directory to write")->required();
   cmd->add_option("--json", f->json_path, "write the results as one JSON object to this path");

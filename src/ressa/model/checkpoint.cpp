@@ -352,8 +352,6 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   RESSA_CHECK(!targets.empty(), "[export] ", model_dir,
               ": no pruned layers (no masks and no zero weights in the tower blocks); prune the model first");
 
-  RESSA_CHECK_ARG(!nm || o.values == sparse::ValueType::f32,
-                  "[export] bf16 values are implemented for --format bitmask only (N:M keeps fp32 values)");
   // Compress everything first, so an N:M violation stops the export before anything is written.
   ExportReport rep;
   std::map<std::string, std::vector<sparse::NamedArray>> arrays;  // weight key -> tensors

@@ -53,8 +53,8 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device);
 struct ExportOptions {
   SparseFormat format = SparseFormat::Bitmask;  // storage for the pruned Linear weights
   int n = 2, m = 4;                             // NM only: n zeros in every group of m
-  // Bitmask only: bf16 rounds the kept weights (half their bytes; the model changes slightly,
-  // `ressa eval` reports it), f32 keeps them exact.
+  // bf16 rounds the stored weights to bfloat16 (half their bytes; the model changes slightly),
+  // f32 keeps them exact.
   sparse::ValueType values = sparse::ValueType::f32;
 };
 

@@ -90,6 +90,13 @@ void check_padding(const uint8_t* row, int64_t cols, int64_t r, const char* fn) 
     fail("[", fn, "] bitmask row ", r, " has padding bits set past column ", cols - 1);
 }
 
+// v rounded to bf16, then kBf16Pad zeros.
+std::vector<uint16_t> to_bf16_padded(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size() + size_t(kBf16Pad), 0);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
+  return out;
+}
+
 int ceil_log2(int m) {
   int b = 0;
   while ((1 << b) < m) ++b;
@@ -141,13 +148,10 @@ BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t co
     fail_arg("[BitmaskMatrix::from_dense] shape must be positive, got [", rows, ", ", cols, "]");
   if (!w) fail_arg("[BitmaskMatrix::from_dense] w is null for shape [", rows, ", ", cols, "]");
   BitmaskMatrix b;
-  b.rows_ = rows, b.cols_ = cols, b.value_type_ = values;
-  const bool bf16 = values == ValueType::bf16;
+  b.rows_ = rows, b.cols_ = cols;
   int64_t nnz = 0;
   for (int64_t i = 0; i < rows * cols; ++i) nnz += w[i] != 0.0f;
-  if (bf16) b.bf16_.reserve(size_t(nnz + kBf16Pad));
-  else b.values_.reserve(size_t(nnz));
-  int64_t n = 0;
+  b.values_.reserve(size_t(nnz));
   b.bitmask_.assign(size_t(rows * b.mask_stride()), 0);
   b.row_offsets_.assign(size_t(rows + 1), 0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -156,13 +160,15 @@ BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t co
     for (int64_t c = 0; c < cols; ++c) {
       if (wr[c] == 0.0f) continue;
       mr[c >> 3] |= uint8_t(1u << (c & 7));
-      if (bf16) b.bf16_.push_back(to_bf16(wr[c]));
-      else b.values_.push_back(wr[c]);
-      ++n;
+      b.values_.push_back(wr[c]);
     }
-    b.row_offsets_[size_t(r + 1)] = n;
+    b.row_offsets_[size_t(r + 1)] = int64_t(b.values_.size());
   }
-  if (bf16) b.bf16_.resize(size_t(nnz + kBf16Pad), 0);
+  if (values == ValueType::bf16) {
+    b.value_type_ = values;
+    b.bf16_ = to_bf16_padded(b.values_);
+    b.values_ = {};
+  }
   return b;
 }
 
@@ -257,7 +263,7 @@ int NMMatrix::position(int64_t r, int64_t j) const {
   return int((window >> (bit & 7)) & ((1u << pos_bits_) - 1));
 }
 
-NMMatrix NMMatrix::from_dense(const float* w, int64_t rows, int64_t cols, int n, int m) {
+NMMatrix NMMatrix::from_dense(const float* w, int64_t rows, int64_t cols, int n, int m, ValueType values) {
   const char* fn = "NMMatrix::from_dense";
   check_nm(n, m, fn);
   if (rows < 1 || cols < 1 || cols % m)
@@ -292,20 +298,28 @@ NMMatrix NMMatrix::from_dense(const float* w, int64_t rows, int64_t cols, int n,
       }
     }
   }
+  if (values == ValueType::bf16) {
+    t.value_type_ = values;
+    t.bf16_ = to_bf16_padded(t.values_);
+    t.values_ = {};
+  }
   return t;
 }
 
 void NMMatrix::to_dense(float* out) const {
   const int k = kept_per_group();
   std::fill(out, out + rows_ * cols_, 0.0f);
-  for (int64_t r = 0; r < rows_; ++r) {
-    const float* v = values_.data() + r * values_per_row();
-    for (int64_t j = 0; j < values_per_row(); ++j)
-      out[r * cols_ + (j / k) * m_ + position(r, j)] = v[j];
-  }
+  const bool bf16 = value_type_ == ValueType::bf16;
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int64_t j = 0; j < values_per_row(); ++j) {
+      const size_t i = size_t(r * values_per_row() + j);
+      out[r * cols_ + (j / k) * m_ + position(r, j)] = bf16 ? from_bf16(bf16_[i]) : values_[i];
+    }
 }
 
-size_t NMMatrix::bytes() const { return values_.size() * sizeof(float) + positions_.size(); }
+size_t NMMatrix::bytes() const {
+  return size_t(rows_ * values_per_row()) * (value_type_ == ValueType::bf16 ? 2 : 4) + positions_.size();
+}
 
 std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) const {
   const std::string p = base_name(prefix);
@@ -320,8 +334,12 @@ std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) con
     }
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2, 1}, shape, sizeof(shape)));
-  out.push_back(make_array(p + ".compressed", "F32", {rows_, values_per_row()}, values_.data(),
-                           values_.size() * sizeof(float)));
+  if (value_type_ == ValueType::bf16)
+    out.push_back(make_array(p + ".compressed", "BF16", {rows_, values_per_row()}, bf16_.data(),
+                             size_t(rows_ * values_per_row()) * 2));
+  else
+    out.push_back(make_array(p + ".compressed", "F32", {rows_, values_per_row()}, values_.data(),
+                             values_.size() * sizeof(float)));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, stride}, mask.data(), mask.size()));
   return out;
 }
@@ -339,10 +357,16 @@ NMMatrix NMMatrix::from_named_arrays(const std::vector<NamedArray>& arrays,
   const int64_t stride = (cols + 7) / 8;
   const NamedArray& values = find_array(arrays, p + ".compressed", fn);
   const NamedArray& mask = find_array(arrays, p + ".bitmask", fn);
-  expect(values, "F32", {rows, t.values_per_row()}, fn);
+  expect(values, values.dtype == "BF16" ? "BF16" : "F32", {rows, t.values_per_row()}, fn);
   expect(mask, "U8", {rows, stride}, fn);
-  t.values_.resize(size_t(rows * t.values_per_row()));
-  std::memcpy(t.values_.data(), values.bytes.data(), values.bytes.size());
+  if (values.dtype == "BF16") {
+    t.value_type_ = ValueType::bf16;
+    t.bf16_.assign(size_t(rows * t.values_per_row() + kBf16Pad), 0);
+    std::memcpy(t.bf16_.data(), values.bytes.data(), values.bytes.size());
+  } else {
+    t.values_.resize(size_t(rows * t.values_per_row()));
+    std::memcpy(t.values_.data(), values.bytes.data(), values.bytes.size());
+  }
   t.positions_.assign(size_t(rows * t.pos_stride()), 0);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* mr = mask.bytes.data() + r * stride;

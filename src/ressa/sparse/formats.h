@@ -29,6 +29,9 @@ ValueType parse_value_type(const std::string& s);  // inverse; throws std::inval
 // fp32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)); NaN stays NaN.
 uint16_t to_bf16(float f);
 float from_bf16(uint16_t h);
+// Zero entries after the bf16 values in memory (not in files), so that vector loads may run past
+// the last row.
+inline constexpr int64_t kBf16Pad = 32;
 
 // Unstructured sparsity: a weight is kept iff it is != 0 (so -0.0 reads back as +0.0).
 // Layout (compressed-tensors "sparse_bitmask"):
@@ -64,9 +67,7 @@ class BitmaskMatrix {
   ValueType value_type() const { return value_type_; }
   // fp32 values [nnz] (empty when value_type() is bf16).
   const std::vector<float>& values() const { return values_; }
-  // bf16 values: nnz entries, then kBf16Pad zeros so that vector loads may run past the last
-  // row (empty when value_type() is f32).
-  static constexpr int64_t kBf16Pad = 32;
+  // bf16 values: nnz entries, then kBf16Pad zeros (empty when value_type() is f32).
   const std::vector<uint16_t>& values_bf16() const { return bf16_; }
   const std::vector<uint8_t>& bitmask() const { return bitmask_; }
   const std::vector<int64_t>& row_offsets() const { return row_offsets_; }
@@ -85,7 +86,7 @@ class BitmaskMatrix {
 // N:M sparsity: in every group of m consecutive weights of a row, n are zero and k = m - n are
 // kept. Groups with more than n zeros store the extra zeros explicitly, so every group holds
 // exactly k values. Layout:
-//   values     float [rows, cols / m * k]      kept weights, row-major, ascending column
+//   values     float or bf16 [rows, cols / m * k]  kept weights, row-major, ascending column
 //   positions  uint8 [rows, pos_stride()]      in-group position of each value, pos_bits() =
 //              ceil(log2 m) bits each (2 for m = 4), value j of a row at bits [j*b, j*b+b) of
 //              the row's bytes, LSB first; positions ascend within a group; padding bits zero
@@ -94,12 +95,14 @@ class NMMatrix {
   NMMatrix() = default;
   // w is (rows, cols) row-major. Requires 2 <= m <= 256, 0 <= n < m, m | cols and at least n
   // zeros in every group; throws std::invalid_argument naming the first offending group.
-  static NMMatrix from_dense(const float* w, int64_t rows, int64_t cols, int n, int m);
+  // values = bf16 rounds the stored values (ValueType).
+  static NMMatrix from_dense(const float* w, int64_t rows, int64_t cols, int n, int m,
+                             ValueType values = ValueType::f32);
   // out is (rows, cols) row-major.
   void to_dense(float* out) const;
 
   // Tensors in the compressed-tensors "sparse_24_bitmask" layout, generalised to n:m:
-  // "<prefix>.shape" I64 [2, 1], "<prefix>.compressed" F32 [rows, cols / m * k],
+  // "<prefix>.shape" I64 [2, 1], "<prefix>.compressed" F32 or BF16 [rows, cols / m * k],
   // "<prefix>.bitmask" U8 [rows, ceil(cols/8)] (1 = stored, LSB first). The 2-bit positions
   // are an in-memory detail; n and m are not stored (record them in the model config).
   std::vector<NamedArray> to_named_arrays(const std::string& prefix) const;
@@ -117,7 +120,11 @@ class NMMatrix {
   int64_t groups_per_row() const { return m_ ? cols_ / m_ : 0; }
   int64_t values_per_row() const { return groups_per_row() * kept_per_group(); }
   int64_t pos_stride() const { return (values_per_row() * pos_bits_ + 7) / 8; }
+  ValueType value_type() const { return value_type_; }
+  // fp32 values (empty when value_type() is bf16).
   const std::vector<float>& values() const { return values_; }
+  // bf16 values: rows * values_per_row() entries, then kBf16Pad zeros (empty for f32).
+  const std::vector<uint16_t>& values_bf16() const { return bf16_; }
   const std::vector<uint8_t>& positions() const { return positions_; }
   // In-group position of value j (0-based within the row) of row r.
   int position(int64_t r, int64_t j) const;
@@ -127,7 +134,9 @@ class NMMatrix {
  private:
   int64_t rows_ = 0, cols_ = 0;
   int n_ = 0, m_ = 0, pos_bits_ = 0;
+  ValueType value_type_ = ValueType::f32;
   std::vector<float> values_;
+  std::vector<uint16_t> bf16_;
   std::vector<uint8_t> positions_;
 };
 

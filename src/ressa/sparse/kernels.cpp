@@ -356,8 +356,8 @@ using BitmaskBf16Avx2 = BitmaskAvx2T<uint16_t, R, NB, Exact>;
 
 // Direct kernel, 2:4: as above; per 16 columns (4 groups, 8 values, 2 position bytes) x is
 // gathered at the kept positions with two vpermps and a blend.
-template <int R, int NB, bool>
-struct Nm24Avx2 {
+template <class V, int R, int NB, bool>
+struct Nm24Avx2T {
   RESSA_AVX2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
     __m256 acc[R][NB];
 #pragma GCC unroll 4
@@ -381,8 +381,14 @@ struct Nm24Avx2 {
         const __m256i idx = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p & 255]))),
             _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.nm24[p >> 8])), 1);
-        const float* v = rows.vals[i] + c / 2;
-        const __m256 w = tail ? _mm256_maskload_ps(v, pre(rem / 2)) : _mm256_loadu_ps(v);
+        __m256 w;
+        if constexpr (std::is_same_v<V, float>) {
+          const float* v = rows.vals[i] + c / 2;
+          w = tail ? _mm256_maskload_ps(v, pre(rem / 2)) : _mm256_loadu_ps(v);
+        } else {  // 8 widened bf16 values (padded storage); a tail zeroes what follows the row
+          w = load8<false>(rows.vals16[i] + c / 2, 8);
+          if (tail) w = _mm256_and_ps(w, _mm256_castsi256_ps(pre(rem / 2)));
+        }
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b) {
           const __m256 g = _mm256_blend_ps(_mm256_permutevar8x32_ps(lo[b], idx),
@@ -397,6 +403,11 @@ struct Nm24Avx2 {
       for (int b = 0; b < NB; ++b) out[i * NB + b] = hsum256(acc[i][b]);
   }
 };
+
+template <int R, int NB, bool Exact>
+using Nm24Avx2 = Nm24Avx2T<float, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using Nm24Bf16Avx2 = Nm24Avx2T<uint16_t, R, NB, Exact>;
 
 // out[0:8V] = sum_j v[j] * xt[idx[j], 0:8V]; U independent accumulators hide FMA latency.
 template <int V>
@@ -582,8 +593,8 @@ struct BitmaskBf16Avx512 {
 
 // Direct kernel, 2:4: per 32 columns (8 groups, 16 values, 4 position bytes) vpermt2ps gathers x
 // at column 4 * (j / 2) + position_j for the 16 values j.
-template <int R, int NB, bool>
-struct Nm24Avx512 {
+template <class V, int R, int NB, bool>
+struct Nm24Avx512T {
   RESSA_AVX512 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
     const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
@@ -610,8 +621,15 @@ struct Nm24Avx512 {
         // (p >> shift) & 3 | base in one vpternlogd (0xEA = (A & B) | C): base has no bits 0-1.
         const __m512i idx = _mm512_ternarylogic_epi32(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts),
                                                       _mm512_set1_epi32(3), base, 0xEA);
-        const float* v = rows.vals[i] + c / 2;
-        const __m512 w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
+        __m512 w;
+        if constexpr (std::is_same_v<V, float>) {
+          const float* v = rows.vals[i] + c / 2;
+          w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
+        } else {  // 16 widened bf16 values (padded storage); a tail zeroes what follows the row
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows.vals16[i] + c / 2));
+          w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+          if (tail) w = _mm512_maskz_mov_ps(below(rem / 2), w);
+        }
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b)
           acc[i][b] = _mm512_fmadd_ps(w, _mm512_permutex2var_ps(lo[b], idx, hi[b]), acc[i][b]);
@@ -623,6 +641,11 @@ struct Nm24Avx512 {
       for (int b = 0; b < NB; ++b) out[i * NB + b] = _mm512_reduce_add_ps(acc[i][b]);
   }
 };
+
+template <int R, int NB, bool Exact>
+using Nm24Avx512 = Nm24Avx512T<float, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using Nm24Bf16Avx512 = Nm24Avx512T<uint16_t, R, NB, Exact>;
 
 template <int V>
 RESSA_AVX512 void index_row_avx512(const float* v, const int32_t* idx, int64_t nnz, const float* xt,
@@ -798,16 +821,25 @@ struct BitmaskSource {
 
 struct NMSource {
   const NMMatrix& w;
+  bool bf16() const { return w.value_type() == ValueType::bf16; }
   const int64_t* offsets() const { return nullptr; }
-  const float* values(int64_t r) const { return w.values().data() + r * w.values_per_row(); }
-  const uint16_t* values16(int64_t) const { return nullptr; }
-  const float* row_floats(Isa, int64_t r, float*) const { return values(r); }
+  const float* values(int64_t r) const { return bf16() ? nullptr : w.values().data() + r * w.values_per_row(); }
+  const uint16_t* values16(int64_t r) const {
+    return bf16() ? w.values_bf16().data() + r * w.values_per_row() : nullptr;
+  }
+  const float* row_floats(Isa isa, int64_t r, float* buf) const {
+    if (!bf16()) return values(r);
+    if (isa == Isa::scalar) widen_bf16_scalar(values16(r), w.values_per_row(), buf);
+    else widen_bf16_avx2(values16(r), w.values_per_row(), buf);
+    return buf;
+  }
   const uint8_t* meta(int64_t r) const { return w.positions().data() + r * w.pos_stride(); }
   static constexpr int kGroup = kRows;
   bool paired_x(Isa) const { return false; }
   double direct_scale(Isa) const { return 1.0; }
   DirectFn direct(Isa isa, int r, int nb, const float*) const {
     if (w.n() != 2 || w.m() != 4 || isa == Isa::scalar) return nullptr;
+    if (bf16()) return isa == Isa::avx512 ? direct_fn<Nm24Bf16Avx512>(r, nb) : direct_fn<Nm24Bf16Avx2>(r, nb);
     return isa == Isa::avx512 ? direct_fn<Nm24Avx512>(r, nb) : direct_fn<Nm24Avx2>(r, nb);
   }
   int64_t decode(Isa isa, int64_t r, int32_t* idx) const {
