@@ -120,10 +120,18 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   EXPECT_EQ(ressa::read_file(out + ".pred.jsonl"), kernel_preds);
   EXPECT_EQ(b["accuracy"], c["accuracy"]);
 
+  std::map<std::string, json> nm_ex;
+  for (const std::string dtype : {"f32", "bf16"}) {
+    const auto out = (g_root / ("p24_nm_" + dtype)).string();
+    auto r = run_ressa("export --model " + (g_root / "p24").string() + " --format nm --dtype " + dtype + " --out " + out +
+                       " --json " + out + ".export.json");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    nm_ex[dtype] = read_json(out + ".export.json");
+    EXPECT_EQ(read_json((fs::path(out) / "config.json").string())["ressa_sparse"]["values"], dtype);
+  }
+  // 2:4, per 4 weights: 2 values and 4 bitmask bits, 8.5 bytes with f32 values, 4.5 with bf16.
+  EXPECT_LT(nm_ex["bf16"]["compressed_bytes"].get<double>(), 0.6 * nm_ex["f32"]["compressed_bytes"].get<double>());
   const auto nm = (g_root / "p24_nm_bf16").string();
-  auto r = run_ressa("export --model " + (g_root / "p24").string() + " --format nm --dtype bf16 --out " + nm);
-  ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_EQ(read_json((fs::path(nm) / "config.json").string())["ressa_sparse"]["values"], "bf16");
   b = eval(nm);
   EXPECT_EQ(b["sparse_kernel_layers"], 26);
   const auto nm_preds = ressa::read_file(nm + ".pred.jsonl");

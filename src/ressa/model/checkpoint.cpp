@@ -361,7 +361,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
     if (nm) {
       sparse::NMMatrix mat;
       try {
-        mat = sparse::NMMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.n, o.m);
+        mat = sparse::NMMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.n, o.m, o.values);
       } catch (const std::invalid_argument& e) {
         fail_arg("[export] --format nm: layer ", name, " [", rows, ", ", cols, "] is not ", o.n, ":", o.m,
                  " sparse (", e.what(), "); export it with --format bitmask, or prune with --pattern ", o.n, ":", o.m);
