@@ -79,6 +79,8 @@ TEST_F(CliExport, ExportedModelGivesTheSameAnswersThroughTheKernels) {
 
     auto a = eval(in), b = eval(out);
     EXPECT_EQ(b["compression"], fmt);
+    EXPECT_EQ(b["compressed_values"], "f32");
+    EXPECT_EQ(a["compressed_values"], "");
     EXPECT_EQ(b["sparse_kernel_layers"], 26);
     EXPECT_EQ(a["sparse_kernel_layers"], 0);
     EXPECT_EQ(a["accuracy"], b["accuracy"]);
@@ -114,6 +116,7 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   const auto out = (g_root / "p70_bf16").string();
   auto b = eval(out);
   EXPECT_EQ(b["sparse_kernel_layers"], 26);
+  EXPECT_EQ(b["compressed_values"], "bf16");
   const auto kernel_preds = ressa::read_file(out + ".pred.jsonl");
   auto c = eval(out, "--dense-kernels");
   EXPECT_EQ(c["sparse_kernel_layers"], 0);
@@ -136,6 +139,7 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   EXPECT_EQ(b["sparse_kernel_layers"], 26);
   const auto nm_preds = ressa::read_file(nm + ".pred.jsonl");
   c = eval(nm, "--dense-kernels");
+  EXPECT_EQ(c["compressed_values"], "bf16");
   EXPECT_EQ(ressa::read_file(nm + ".pred.jsonl"), nm_preds);
 }
 

@@ -1,5 +1,6 @@
 // `ressa eval` (VQA exact-match accuracy, --blind) and `ressa inspect` (sparsity report).
 #include <iostream>
+#include <variant>
 
 #include "common.h"
 #include "ressa/eval/sparsity.h"
@@ -44,12 +45,16 @@ void register_eval(CLI::App& app) {
     auto rt = setup(f->c);
     auto lm = model::load_model(f->model, rt.device);
     int64_t sparse_layers = 0;
+    std::string values;  // storage of the compressed layers' values: f32 or bf16 (rounded weights)
     for (auto& [name, lin] : lm.model->linears()) {
+      if (lin->sparse && values.empty())
+        values = sparse::to_string(std::visit([](const auto& m) { return m.value_type(); }, lin->sparse->matrix));
       if (f->dense_kernels) lin->sparse = nullptr;
       sparse_layers += lin->sparse != nullptr;
     }
     if (!lm.compression.empty())
-      info("compressed model (" + lm.compression + "): " + std::to_string(sparse_layers) + " of " +
+      info("compressed model (" + lm.compression + (values == "bf16" ? ", bf16 values" : "") + "): " +
+           std::to_string(sparse_layers) + " of " +
            std::to_string(lm.compressed_layers.size()) + " compressed Linear layers run through the sparse kernels (" +
            sparse::to_string(sparse::active_isa()) + ")");
     auto tok = io::Tokenizer::load(f->model + "/tokenizer.json");
@@ -84,6 +89,7 @@ void register_eval(CLI::App& app) {
                                 {"split", f->split},
                                 {"seconds", res.seconds},
                                 {"compression", lm.compression},
+                                {"compressed_values", values},
                                 {"sparse_kernel_layers", sparse_layers},
                                 {"threads", rt.threads},
                                 {"sparsity", sparsity_json(sp)}});
