@@ -8,6 +8,9 @@
 //   index   (all ISAs, any format, larger batch): decode a row's kept column indices, then per
 //           kept weight broadcast it and FMA with x^T[col, 0:batch] (x transposed once per
 //           call), so work scales with nnz instead of cols.
+// bf16 values (ValueType::bf16) are widened to fp32 in registers (direct kernels; the AVX-512
+// bitmask one expands 32 at a time with vpexpandw) or per row into a buffer (index kernel); all
+// arithmetic is fp32.
 #include "ressa/sparse/kernels.h"
 
 #include <immintrin.h>
@@ -197,7 +200,7 @@ constexpr int64_t kPrefetchFloats = 1024;
 struct DirectRows {
   const uint8_t* meta[kRows];     // bitmask rows or 2:4 position rows
   const float* vals[kRows];       // their values (fp32 formats)
-  const uint16_t* vals16[kRows];  // their values (bf16 bitmask)
+  const uint16_t* vals16[kRows];  // their values (bf16 formats)
 };
 
 // ---- scalar -------------------------------------------------------------------------------

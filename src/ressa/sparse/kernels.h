@@ -19,6 +19,7 @@ void set_max_isa(Isa isa);
 // set_max_isa(Isa::scalar) when on, removes the cap when off.
 void set_force_scalar(bool on);
 
+// Either value type (f32 or bf16; bf16 weights are widened, accumulation is fp32).
 // w is (rows, cols); x is (batch, cols) row-major; y is (batch, rows) row-major and is
 // overwritten: y[b, r] = sum_c w[r, c] * x[b, c]. Any batch >= 0 (blocks of up to 64 reuse
 // each weight load); threads >= 1 split the rows (a small persistent pool, caller included).
