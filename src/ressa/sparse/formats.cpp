@@ -90,11 +90,35 @@ void check_padding(const uint8_t* row, int64_t cols, int64_t r, const char* fn) 
     fail("[", fn, "] bitmask row ", r, " has padding bits set past column ", cols - 1);
 }
 
-// v rounded to bf16, then kBf16Pad zeros.
-std::vector<uint16_t> to_bf16_padded(const std::vector<float>& v) {
-  std::vector<uint16_t> out(v.size() + size_t(kBf16Pad), 0);
-  for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
-  return out;
+// Value storage shared by both formats: fp32 values in f32, or bf16 ones in bf16 followed by
+// kBf16Pad zeros (f32 then empty); which one is non-empty gives the matrix's value type.
+
+// Keeps f32 as it is, or rounds it into bf16 and releases it.
+void store_values(ValueType t, std::vector<float>& f32, std::vector<uint16_t>& bf16) {
+  if (t != ValueType::bf16) return;
+  bf16.assign(f32.size() + size_t(kBf16Pad), 0);
+  for (size_t i = 0; i < f32.size(); ++i) bf16[i] = to_bf16(f32[i]);
+  f32 = {};
+}
+
+// The ".compressed" tensor of shape holding the stored values (F32, or BF16 without the padding).
+NamedArray values_array(const std::string& name, const std::vector<int64_t>& shape,
+                        const std::vector<float>& f32, const std::vector<uint16_t>& bf16) {
+  size_t numel = 1;
+  for (int64_t d : shape) numel *= size_t(d);
+  return bf16.empty() ? make_array(name, "F32", shape, f32.data(), numel * 4)
+                      : make_array(name, "BF16", shape, bf16.data(), numel * 2);
+}
+
+// Copies a checked F32 or BF16 ".compressed" tensor into the storage above.
+void read_values(const NamedArray& a, std::vector<float>& f32, std::vector<uint16_t>& bf16) {
+  if (a.dtype == "BF16") {
+    bf16.assign(a.bytes.size() / 2 + size_t(kBf16Pad), 0);
+    std::memcpy(bf16.data(), a.bytes.data(), a.bytes.size());
+  } else {
+    f32.resize(a.bytes.size() / 4);
+    std::memcpy(f32.data(), a.bytes.data(), a.bytes.size());
+  }
 }
 
 int ceil_log2(int m) {
@@ -164,11 +188,7 @@ BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t co
     }
     b.row_offsets_[size_t(r + 1)] = int64_t(b.values_.size());
   }
-  if (values == ValueType::bf16) {
-    b.value_type_ = values;
-    b.bf16_ = to_bf16_padded(b.values_);
-    b.values_ = {};
-  }
+  store_values(values, b.values_, b.bf16_);
   return b;
 }
 
@@ -179,13 +199,13 @@ void BitmaskMatrix::to_dense(float* out) const {
     int64_t j = row_offsets_[size_t(r)];
     for (int64_t c = 0; c < cols_; ++c)
       o[c] = (mr[c >> 3] >> (c & 7)) & 1
-                 ? (value_type_ == ValueType::bf16 ? from_bf16(bf16_[size_t(j++)]) : values_[size_t(j++)])
+                 ? (value_type() == ValueType::bf16 ? from_bf16(bf16_[size_t(j++)]) : values_[size_t(j++)])
                  : 0.0f;
   }
 }
 
 size_t BitmaskMatrix::bytes() const {
-  const size_t value_bytes = value_type_ == ValueType::bf16 ? 2 : 4;
+  const size_t value_bytes = value_type() == ValueType::bf16 ? 2 : 4;
   return size_t(nnz()) * value_bytes + bitmask_.size() + row_offsets_.size() * sizeof(int64_t);
 }
 
@@ -194,10 +214,7 @@ std::vector<NamedArray> BitmaskMatrix::to_named_arrays(const std::string& prefix
   const int64_t shape[2] = {rows_, cols_};
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2}, shape, sizeof(shape)));
-  if (value_type_ == ValueType::bf16)
-    out.push_back(make_array(p + ".compressed", "BF16", {nnz()}, bf16_.data(), size_t(nnz()) * 2));
-  else
-    out.push_back(make_array(p + ".compressed", "F32", {nnz()}, values_.data(), size_t(nnz()) * 4));
+  out.push_back(values_array(p + ".compressed", {nnz()}, values_, bf16_));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, mask_stride()}, bitmask_.data(),
                            bitmask_.size()));
   out.push_back(make_array(p + ".row_offsets", "I64", {rows_}, row_offsets_.data(),
@@ -242,14 +259,7 @@ BitmaskMatrix BitmaskMatrix::from_named_arrays(const std::vector<NamedArray>& ar
   if (values.shape[0] != b.row_offsets_.back())
     fail("[", fn, "] tensor '", values.name, "' has ", values.shape[0],
          " values but the bitmask keeps ", b.row_offsets_.back());
-  if (values.dtype == "BF16") {
-    b.value_type_ = ValueType::bf16;
-    b.bf16_.assign(size_t(values.shape[0] + kBf16Pad), 0);
-    std::memcpy(b.bf16_.data(), values.bytes.data(), values.bytes.size());
-  } else {
-    b.values_.resize(size_t(values.shape[0]));
-    std::memcpy(b.values_.data(), values.bytes.data(), values.bytes.size());
-  }
+  read_values(values, b.values_, b.bf16_);
   return b;
 }
 
@@ -298,18 +308,14 @@ NMMatrix NMMatrix::from_dense(const float* w, int64_t rows, int64_t cols, int n,
       }
     }
   }
-  if (values == ValueType::bf16) {
-    t.value_type_ = values;
-    t.bf16_ = to_bf16_padded(t.values_);
-    t.values_ = {};
-  }
+  store_values(values, t.values_, t.bf16_);
   return t;
 }
 
 void NMMatrix::to_dense(float* out) const {
   const int k = kept_per_group();
   std::fill(out, out + rows_ * cols_, 0.0f);
-  const bool bf16 = value_type_ == ValueType::bf16;
+  const bool bf16 = value_type() == ValueType::bf16;
   for (int64_t r = 0; r < rows_; ++r)
     for (int64_t j = 0; j < values_per_row(); ++j) {
       const size_t i = size_t(r * values_per_row() + j);
@@ -318,7 +324,7 @@ void NMMatrix::to_dense(float* out) const {
 }
 
 size_t NMMatrix::bytes() const {
-  return size_t(rows_ * values_per_row()) * (value_type_ == ValueType::bf16 ? 2 : 4) + positions_.size();
+  return size_t(rows_ * values_per_row()) * (value_type() == ValueType::bf16 ? 2 : 4) + positions_.size();
 }
 
 std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) const {
@@ -334,12 +340,7 @@ std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) con
     }
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2, 1}, shape, sizeof(shape)));
-  if (value_type_ == ValueType::bf16)
-    out.push_back(make_array(p + ".compressed", "BF16", {rows_, values_per_row()}, bf16_.data(),
-                             size_t(rows_ * values_per_row()) * 2));
-  else
-    out.push_back(make_array(p + ".compressed", "F32", {rows_, values_per_row()}, values_.data(),
-                             values_.size() * sizeof(float)));
+  out.push_back(values_array(p + ".compressed", {rows_, values_per_row()}, values_, bf16_));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, stride}, mask.data(), mask.size()));
   return out;
 }
@@ -359,14 +360,7 @@ NMMatrix NMMatrix::from_named_arrays(const std::vector<NamedArray>& arrays,
   const NamedArray& mask = find_array(arrays, p + ".bitmask", fn);
   expect(values, values.dtype == "BF16" ? "BF16" : "F32", {rows, t.values_per_row()}, fn);
   expect(mask, "U8", {rows, stride}, fn);
-  if (values.dtype == "BF16") {
-    t.value_type_ = ValueType::bf16;
-    t.bf16_.assign(size_t(rows * t.values_per_row() + kBf16Pad), 0);
-    std::memcpy(t.bf16_.data(), values.bytes.data(), values.bytes.size());
-  } else {
-    t.values_.resize(size_t(rows * t.values_per_row()));
-    std::memcpy(t.values_.data(), values.bytes.data(), values.bytes.size());
-  }
+  read_values(values, t.values_, t.bf16_);
   t.positions_.assign(size_t(rows * t.pos_stride()), 0);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* mr = mask.bytes.data() + r * stride;

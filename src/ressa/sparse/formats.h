@@ -21,7 +21,7 @@ struct NamedArray {
 // Bytes per element of a safetensors dtype name ("F32" -> 4); throws std::invalid_argument.
 size_t dtype_size(const std::string& dtype);
 
-// How a BitmaskMatrix stores its kept values: fp32 (lossless), or bfloat16 (each fp32 value
+// How a sparse matrix stores its kept values: fp32 (lossless), or bfloat16 (each fp32 value
 // rounded to nearest, ties to even: half the value bytes; the kernels still accumulate in fp32).
 enum class ValueType { f32, bf16 };
 const char* to_string(ValueType t);                 // "f32", "bf16"
@@ -64,7 +64,7 @@ class BitmaskMatrix {
   int64_t nnz() const { return row_offsets_.empty() ? 0 : row_offsets_.back(); }
   int64_t mask_stride() const { return (cols_ + 7) / 8; }  // bytes per bitmask row
   double density() const { return rows_ > 0 && cols_ > 0 ? double(nnz()) / double(rows_ * cols_) : 0.0; }
-  ValueType value_type() const { return value_type_; }
+  ValueType value_type() const { return bf16_.empty() ? ValueType::f32 : ValueType::bf16; }
   // fp32 values [nnz] (empty when value_type() is bf16).
   const std::vector<float>& values() const { return values_; }
   // bf16 values: nnz entries, then kBf16Pad zeros (empty when value_type() is f32).
@@ -76,7 +76,6 @@ class BitmaskMatrix {
 
  private:
   int64_t rows_ = 0, cols_ = 0;
-  ValueType value_type_ = ValueType::f32;
   std::vector<float> values_;
   std::vector<uint16_t> bf16_;
   std::vector<uint8_t> bitmask_;
@@ -120,7 +119,7 @@ class NMMatrix {
   int64_t groups_per_row() const { return m_ ? cols_ / m_ : 0; }
   int64_t values_per_row() const { return groups_per_row() * kept_per_group(); }
   int64_t pos_stride() const { return (values_per_row() * pos_bits_ + 7) / 8; }
-  ValueType value_type() const { return value_type_; }
+  ValueType value_type() const { return bf16_.empty() ? ValueType::f32 : ValueType::bf16; }
   // fp32 values (empty when value_type() is bf16).
   const std::vector<float>& values() const { return values_; }
   // bf16 values: rows * values_per_row() entries, then kBf16Pad zeros (empty for f32).
@@ -134,7 +133,6 @@ class NMMatrix {
  private:
   int64_t rows_ = 0, cols_ = 0;
   int n_ = 0, m_ = 0, pos_bits_ = 0;
-  ValueType value_type_ = ValueType::f32;
   std::vector<float> values_;
   std::vector<uint16_t> bf16_;
   std::vector<uint8_t> positions_;

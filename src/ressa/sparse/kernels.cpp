@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -243,6 +244,12 @@ RESSA_AVX2 void widen_bf16_avx2(const uint16_t* v, int64_t n, float* out) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   widen_bf16_scalar(v + j, n - j, out + j);
+}
+
+// n bf16 values widened into out (the index kernel's per-row buffer).
+void widen_bf16(Isa isa, const uint16_t* v, int64_t n, float* out) {
+  if (isa == Isa::scalar) widen_bf16_scalar(v, n, out);
+  else widen_bf16_avx2(v, n, out);
 }
 
 RESSA_AVX2 int64_t decode_bitmask_avx2(const uint8_t* mrow, int64_t cols, int32_t* idx) {
@@ -790,9 +797,7 @@ struct BitmaskSource {
   // Row r's values as fp32 (bf16 ones widened into buf, room for cols floats).
   const float* row_floats(Isa isa, int64_t r, float* buf) const {
     if (!bf16()) return values(r);
-    const int64_t n = w.row_offsets()[size_t(r) + 1] - w.row_offsets()[size_t(r)];
-    if (isa == Isa::scalar) widen_bf16_scalar(values16(r), n, buf);
-    else widen_bf16_avx2(values16(r), n, buf);
+    widen_bf16(isa, values16(r), w.row_offsets()[size_t(r) + 1] - w.row_offsets()[size_t(r)], buf);
     return buf;
   }
   const uint8_t* meta(int64_t r) const { return w.bitmask().data() + r * w.mask_stride(); }
@@ -832,8 +837,7 @@ struct NMSource {
   }
   const float* row_floats(Isa isa, int64_t r, float* buf) const {
     if (!bf16()) return values(r);
-    if (isa == Isa::scalar) widen_bf16_scalar(values16(r), w.values_per_row(), buf);
-    else widen_bf16_avx2(values16(r), w.values_per_row(), buf);
+    widen_bf16(isa, values16(r), w.values_per_row(), buf);
     return buf;
   }
   const uint8_t* meta(int64_t r) const { return w.positions().data() + r * w.pos_stride(); }
@@ -895,11 +899,12 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
       // x as the kernel reads it: as given, or deinterleaved per 32 columns (bf16 AVX-512).
       const float* xd = xb;
       int64_t xs = cols;
-      AlignedFloats paired(src.paired_x(isa) ? size_t(nb * ((cols + 31) / 32 * 32)) : 0);
+      std::optional<AlignedFloats> paired;
       if (src.paired_x(isa)) {
         xs = (cols + 31) / 32 * 32;
-        pair_x(xb, nb, cols, paired.p.get());
-        xd = paired.p.get();
+        paired.emplace(size_t(nb * xs));
+        pair_x(xb, nb, cols, paired->p.get());
+        xd = paired->p.get();
       }
       Pool::get().run(tasks, t, [&](int i) {
         float out[kRows * 4];
@@ -927,12 +932,10 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
       for (int b = 0; b < bp; ++b) xtp[c * bp + b] = b < nb ? xb[b * cols + c] : 0.0f;
     std::vector<std::vector<int32_t>> idx(size_t(tasks), std::vector<int32_t>(size_t(cols + 16)));
     const IndexFn vec = isa == Isa::scalar ? nullptr : index_fn(isa, bp / l);
-    std::vector<std::vector<float>> vbuf(static_cast<size_t>(tasks));
     Pool::get().run(tasks, t, [&](int i) {
       alignas(64) float out[64];
       int32_t* id = idx[size_t(i)].data();
-      std::vector<float>& vb = vbuf[size_t(i)];
-      if (src.values16(0)) vb.resize(size_t(cols));
+      std::vector<float> vb(src.bf16() ? size_t(cols) : 0);  // bf16 values widened per row
       for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; ++r) {
         const int64_t n = src.decode(isa, r, id);
         const float* v = src.row_floats(isa, r, vb.data());
