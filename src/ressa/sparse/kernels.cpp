@@ -198,6 +198,10 @@ RESSA_INLINE T load_as(const uint8_t* p) {
 // prefetch kPrefetchFloats ahead (measured; docs/kernels.md).
 constexpr int kRows = 4;
 constexpr int64_t kPrefetchFloats = 1024;
+// The AVX-512 2:4 kernel prefetches each row's values 2 KB ahead: on a Zen 5 core its rows then
+// stream at 1.2-1.4x the rate they reach with the hardware prefetchers alone (no change on the
+// Intel core of earlier sessions; docs/benchmarks.md "Session 10").
+constexpr int64_t kPrefetchNmBytes = 2048;
 struct DirectRows {
   const uint8_t* meta[kRows];     // bitmask rows or 2:4 position rows
   const float* vals[kRows];       // their values (fp32 formats)
@@ -509,14 +513,19 @@ struct BitmaskAvx512 {
         // word shifted left (GCC narrows popcount(w & 0xFFFF) to a 16-bit popcnt, which merges
         // into its destination register and chains the chunks).
         const uint64_t word = load_as<uint64_t>(mp);
+        // All four expands before any FMA, so that GCC gives each its own register: on Zen 5 a
+        // zero-masked vexpandps waits for the last writer of its destination, and with one
+        // register reused (expand, FMA, expand, ...) the expands ran in series, 2.5x slower.
+        __m512 w[4];
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) {
-          const float* vk = v[i] + (k ? __builtin_popcountll(word << (64 - 16 * k)) : 0);
-          const __m512 w = _mm512_maskz_expandloadu_ps(load_mask16(mp + 2 * k), vk);
+        for (int k = 0; k < 4; ++k)
+          w[k] = _mm512_maskz_expandloadu_ps(load_mask16(mp + 2 * k),
+                                             v[i] + (k ? __builtin_popcountll(word << (64 - 16 * k)) : 0));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k)
 #pragma GCC unroll 4
           for (int b = 0; b < NB; ++b)
-            acc[k % S][i][b] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + b * xs + c + 16 * k), acc[k % S][i][b]);
-        }
+            acc[k % S][i][b] = _mm512_fmadd_ps(w[k], _mm512_loadu_ps(x + b * xs + c + 16 * k), acc[k % S][i][b]);
         v[i] += __builtin_popcountll(word);
       }
     }
@@ -582,8 +591,11 @@ struct BitmaskBf16Avx512 {
       const uint8_t* mp = meta + c / 8;
       _mm_prefetch(reinterpret_cast<const char*>(v) + 4 * kPrefetchFloats, _MM_HINT_T0);
       const uint64_t word = load_as<uint64_t>(mp);
-      step(0, _mm512_maskz_expandloadu_epi16(load_mask32(mp), v), c);
-      step(S - 1, _mm512_maskz_expandloadu_epi16(load_mask32(mp + 4), v + __builtin_popcount(uint32_t(word))), c + 32);
+      // Both expands first (own registers; see the fp32 kernel).
+      const __m512i w0 = _mm512_maskz_expandloadu_epi16(load_mask32(mp), v);
+      const __m512i w1 = _mm512_maskz_expandloadu_epi16(load_mask32(mp + 4), v + __builtin_popcount(uint32_t(word)));
+      step(0, w0, c);
+      step(S - 1, w1, c + 32);
       v += __builtin_popcountll(word);
     }
     for (; c < cols; c += 32) {  // padding bits are zero and pair_x is zero past cols
@@ -634,8 +646,10 @@ struct Nm24Avx512T {
         __m512 w;
         if constexpr (std::is_same_v<V, float>) {
           const float* v = rows.vals[i] + c / 2;
+          _mm_prefetch(reinterpret_cast<const char*>(v) + kPrefetchNmBytes, _MM_HINT_T0);
           w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
         } else {  // 16 widened bf16 values (padded storage); a tail zeroes what follows the row
+          _mm_prefetch(reinterpret_cast<const char*>(rows.vals16[i] + c / 2) + kPrefetchNmBytes, _MM_HINT_T0);
           const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows.vals16[i] + c / 2));
           w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           if (tail) w = _mm512_maskz_mov_ps(below(rem / 2), w);
