@@ -193,6 +193,8 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
       EXPECT_GT(j["bytes_bound"].get<double>(), 1.0);
       EXPECT_EQ(j["copies"], 1);
       EXPECT_EQ(j["cold"], false);
+      // The CLI puts OpenBLAS's idle workers to sleep at once (core/runtime.h) unless told otherwise.
+      EXPECT_EQ(j["openblas_thread_timeout"], std::getenv("OPENBLAS_THREAD_TIMEOUT") ? std::getenv("OPENBLAS_THREAD_TIMEOUT") : "4");
     }
   // --copies N rotates over N copies of the weight (the working set grows N-fold).
   const auto js = (g_root / "bench_cold.json").string();

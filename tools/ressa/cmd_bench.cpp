@@ -68,6 +68,11 @@ double available_memory_bytes() {
   return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
 }
 
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -218,12 +223,15 @@ void register_bench(CLI::App& app) {
                    : "";
     char line[768];
     std::snprintf(line, sizeof line,
-                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f%s\n"
+                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f, "
+                  "OPENBLAS_THREAD_TIMEOUT=%s%s\n"
                   "  dense  %-6s %9.3f ms  %6.1f GB/s  %7.1f MB%s\n"
                   "  sparse %-6s %9.3f ms  %6.1f GB/s  %7.1f MB\n"
                   "  speedup %.2fx (bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
                   (long long)R, (long long)C, (long long)B, pat.to_string().c_str(), fmt.c_str(), achieved, rt.threads,
-                  sparse::to_string(sparse::active_isa()), t_sp.size(), load, cold_note.c_str(), mv_wins ? "mv" : "mm", dense_ms,
+                  sparse::to_string(sparse::active_isa()), t_sp.size(), load,
+                  env_or_empty("OPENBLAS_THREAD_TIMEOUT").empty() ? "unset" : env_or_empty("OPENBLAS_THREAD_TIMEOUT").c_str(),
+                  cold_note.c_str(), mv_wins ? "mv" : "mm", dense_ms,
                   dense_bytes / dense_ms / 1e6, dense_bytes / 1e6,
                   B == 1 ? (mv_wins ? (" (mm " + std::to_string(mm_ms) + " ms)").c_str()
                                     : (" (mv " + std::to_string(mv_ms) + " ms)").c_str())
@@ -255,7 +263,8 @@ void register_bench(CLI::App& app) {
                         {"cold", copies > 1},
                         {"copies", copies},
                         {"working_set_bytes", working_set},
-                        {"last_level_cache_bytes", llc}};
+                        {"last_level_cache_bytes", llc},
+                        {"openblas_thread_timeout", env_or_empty("OPENBLAS_THREAD_TIMEOUT")}};
     if (B == 1) j["dense_mv_ms"] = mv_ms;
     write_json(f->c.json_path, j);
   });

@@ -97,13 +97,13 @@ void info(const std::string& line) { std::cerr << line << "\n"; }
 }  // namespace ressa::cli
 
 int main(int argc, char** argv) {
-  // Pick OpenBLAS's kernels before it initialises (see openblas_coretype_for_cpu), once.
+  // Configure OpenBLAS before it initialises (see openblas_environment), once.
   if (!std::getenv("RESSA_REEXEC")) {
-    const std::string core = ressa::openblas_coretype_for_cpu();
-    if (!core.empty()) {
-      setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    const auto env = ressa::openblas_environment();
+    if (!env.empty()) {
+      for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
       setenv("RESSA_REEXEC", "1", 1);
-      execv("/proc/self/exe", argv);  // on failure, continue with the slow kernels
+      execv("/proc/self/exe", argv);  // on failure, continue with OpenBLAS's defaults
     }
   }
   CLI::App app{"ressa: prune, repair and deploy sparse vision-language models (LLaVA architecture)"};

@@ -47,4 +47,11 @@ std::string openblas_coretype_for_cpu() {
   return "";
 }
 
+std::vector<std::pair<std::string, std::string>> openblas_environment() {
+  std::vector<std::pair<std::string, std::string>> env;
+  if (std::string core = openblas_coretype_for_cpu(); !core.empty()) env.emplace_back("OPENBLAS_CORETYPE", core);
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) env.emplace_back("OPENBLAS_THREAD_TIMEOUT", "4");
+  return env;
+}
+
 }  // namespace ressa

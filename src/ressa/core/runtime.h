@@ -2,6 +2,8 @@
 // and the default thread count (all cores, no oversubscription).
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ressa {
 
@@ -22,4 +24,12 @@ namespace ressa {
 // ("SkylakeX" with AVX-512 F/BW/VL/DQ/CD, "Haswell" with AVX2+FMA, "" otherwise); the caller
 // sets it and re-executes itself. A user's own OPENBLAS_CORETYPE is always respected.
 std::string openblas_coretype_for_cpu();
+
+// The OpenBLAS variables the CLI sets before re-executing itself (only those the user has not
+// set): OPENBLAS_CORETYPE from openblas_coretype_for_cpu, and OPENBLAS_THREAD_TIMEOUT=4, so that
+// OpenBLAS's idle workers sleep after a call instead of spinning (2^28 cycles by default) on the
+// cores ressa's sparse-kernel threads need next. Only `ressa bench gemv` runs OpenBLAS with more
+// than one thread; there, with the default, 2-thread 2:4 kernels ran 2x slower on a Zen 5 VM
+// while the dense calls' own times did not change with the setting (docs/benchmarks.md).
+std::vector<std::pair<std::string, std::string>> openblas_environment();
 }  // namespace ressa

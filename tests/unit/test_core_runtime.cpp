@@ -1,0 +1,62 @@
+// openblas_environment: the OpenBLAS variables the CLI sets before re-executing itself. It must
+// never override a variable the user set, and must ask for the short worker timeout otherwise.
+#include <cstdlib>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "ressa/core/runtime.h"
+
+namespace {
+
+// Sets (or, with nullptr, unsets) an environment variable for one scope, restoring it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() { had_ ? setenv(name_.c_str(), old_.c_str(), 1) : unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+std::string find(const std::vector<std::pair<std::string, std::string>>& env, const std::string& name) {
+  for (const auto& [k, v] : env)
+    if (k == name) return v;
+  return "<absent>";
+}
+
+TEST(OpenblasEnvironment, AsksForTheShortTimeoutWhenUnset) {
+  ScopedEnv t("OPENBLAS_THREAD_TIMEOUT", nullptr);
+  EXPECT_EQ(find(ressa::openblas_environment(), "OPENBLAS_THREAD_TIMEOUT"), "4");
+}
+
+TEST(OpenblasEnvironment, NeverOverridesTheUsersSettings) {
+  ScopedEnv t("OPENBLAS_THREAD_TIMEOUT", "20");
+  ScopedEnv c("OPENBLAS_CORETYPE", "Haswell");
+  const auto env = ressa::openblas_environment();
+  EXPECT_EQ(find(env, "OPENBLAS_THREAD_TIMEOUT"), "<absent>");
+  EXPECT_EQ(find(env, "OPENBLAS_CORETYPE"), "<absent>");
+  EXPECT_TRUE(env.empty());
+}
+
+TEST(OpenblasEnvironment, CoretypeFollowsTheCpuWhenUnset) {
+  ScopedEnv c("OPENBLAS_CORETYPE", nullptr);
+  // The same answer openblas_coretype_for_cpu gives from the CPU's features ("" on CPUs
+  // without AVX2, where nothing is set).
+  const std::string core = ressa::openblas_coretype_for_cpu();
+  EXPECT_EQ(find(ressa::openblas_environment(), "OPENBLAS_CORETYPE"), core.empty() ? "<absent>" : core);
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+    EXPECT_EQ(core, "SkylakeX");
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    EXPECT_EQ(core, "Haswell");
+#endif
+}
+
+}  // namespace
