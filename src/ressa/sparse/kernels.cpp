@@ -198,10 +198,6 @@ RESSA_INLINE T load_as(const uint8_t* p) {
 // prefetch kPrefetchFloats ahead (measured; docs/kernels.md).
 constexpr int kRows = 4;
 constexpr int64_t kPrefetchFloats = 1024;
-// The AVX-512 2:4 kernel prefetches each row's values 2 KB ahead: on a Zen 5 core its rows then
-// stream at 1.2-1.4x the rate they reach with the hardware prefetchers alone (no change on the
-// Intel core of earlier sessions; docs/benchmarks.md "Session 10").
-constexpr int64_t kPrefetchNmBytes = 2048;
 struct DirectRows {
   const uint8_t* meta[kRows];     // bitmask rows or 2:4 position rows
   const float* vals[kRows];       // their values (fp32 formats)
@@ -639,6 +635,12 @@ struct Nm24Avx512T {
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
         const uint8_t* pp = rows.meta[i] + c / 8;
+        // Prefetch the same column of the next group of R rows (2:4 rows are stored one after
+        // another, cols/2 values and cols/8 position bytes each): a group's rows are read side
+        // by side, so a prefetch distance within the row would leave the start of every row of
+        // the next group to demand misses. On a Zen 5 core, 1.2-1.5x over no software prefetch
+        // (docs/benchmarks.md "Session 10").
+        if (c % 512 == 0) _mm_prefetch(reinterpret_cast<const char*>(pp + R * cols / 8), _MM_HINT_T0);
         const uint32_t p = tail ? uint32_t(load_bytes(pp, (rem + 7) / 8)) : load_as<uint32_t>(pp);
         // (p >> shift) & 3 | base in one vpternlogd (0xEA = (A & B) | C): base has no bits 0-1.
         const __m512i idx = _mm512_ternarylogic_epi32(_mm512_srlv_epi32(_mm512_set1_epi32(int32_t(p)), shifts),
@@ -646,10 +648,10 @@ struct Nm24Avx512T {
         __m512 w;
         if constexpr (std::is_same_v<V, float>) {
           const float* v = rows.vals[i] + c / 2;
-          _mm_prefetch(reinterpret_cast<const char*>(v) + kPrefetchNmBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(v + R * cols / 2), _MM_HINT_T0);
           w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
         } else {  // 16 widened bf16 values (padded storage); a tail zeroes what follows the row
-          _mm_prefetch(reinterpret_cast<const char*>(rows.vals16[i] + c / 2) + kPrefetchNmBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(rows.vals16[i] + c / 2 + R * cols / 2), _MM_HINT_T0);
           const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows.vals16[i] + c / 2));
           w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           if (tail) w = _mm512_maskz_mov_ps(below(rem / 2), w);
