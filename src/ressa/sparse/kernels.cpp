@@ -638,7 +638,8 @@ struct Nm24Avx512T {
         // Prefetch the same column of the next group of R rows (2:4 rows are stored one after
         // another, cols/2 values and cols/8 position bytes each): a group's rows are read side
         // by side, so a prefetch distance within the row would leave the start of every row of
-        // the next group to demand misses. On a Zen 5 core, 1.2-1.5x over no software prefetch
+        // the next group to demand misses. On a Zen 5 core: 0.87-0.96 of the time of a 2 KiB
+        // in-row prefetch (bf16 values 0.61-0.66), which ran 1.1-1.2x faster than none
         // (docs/benchmarks.md "Session 10").
         if (c % 512 == 0) _mm_prefetch(reinterpret_cast<const char*>(pp + R * cols / 8), _MM_HINT_T0);
         const uint32_t p = tail ? uint32_t(load_bytes(pp, (rem + 7) / 8)) : load_as<uint32_t>(pp);
