@@ -10,6 +10,7 @@
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/io/safetensors.h"
+#include "ressa/eval/sparsity.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/mask.h"
 
@@ -163,6 +164,57 @@ TEST(SparseLinear, FallsBackToDenseWhenItMust) {
   lin->weight.mul_(2);  // in-place change: the compressed copy is stale now
   EXPECT_FALSE(lin->uses_sparse_path(x));
   EXPECT_LT((lin->forward(x) - torch::nn::functional::linear(x, lin->weight, lin->bias)).abs().max().item<double>(), 1e-6);
+}
+
+// Inference-only loading (ressa eval): compressed layers hold no dense copy and no float mask,
+// give the same logits and sparsity report as the default load, and refuse the dense path.
+TEST_P(SparseCheckpoint, ReleaseDenseKeepsOnlyTheCompressedCopy) {
+  const bool nm = GetParam() == "nm";
+  const auto pattern = nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7);
+  const auto src = pruned_fixture("rel_src_" + GetParam(), pattern);
+  const auto out = (temp_root() / ("rel_out_" + GetParam())).string();
+  model::ExportOptions o;
+  o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
+  model::export_compressed(src, out, o);
+  auto full = model::load_model(out, torch::kCPU);
+  model::LoadOptions lo;
+  lo.release_dense = true;
+  auto lean = model::load_model(out, torch::kCPU, lo);
+  size_t released = 0;
+  for (auto& [name, lin] : lean.model->linears()) {
+    if (!lin->sparse) {
+      EXPECT_FALSE(lin->dense_released) << name;
+      continue;
+    }
+    ++released;
+    EXPECT_TRUE(lin->dense_released) << name;
+    EXPECT_FALSE(lin->mask.defined()) << name;
+    EXPECT_LE(lin->weight.storage().nbytes(), sizeof(float)) << name;  // no dense storage
+    EXPECT_EQ(lin->weight.size(0), lin->sparse->rows()) << name;
+    EXPECT_EQ(lin->weight.size(1), lin->sparse->cols()) << name;
+  }
+  EXPECT_EQ(released, lean.compressed_layers.size());
+  EXPECT_GT(released, 0u);
+  // The decompressed copy equals the weight a default load materialises.
+  auto fl = full.model->linears(), ll = lean.model->linears();
+  for (size_t i = 0; i < fl.size(); ++i)
+    EXPECT_TRUE(torch::equal(fl[i].second->weight, ll[i].second->dense_weight_copy())) << fl[i].first;
+  auto a = logits_of(full.model), b = logits_of(lean.model);
+  EXPECT_TRUE(torch::equal(a, b));
+  const auto ra = eval::sparsity_report(full.model), rb = eval::sparsity_report(lean.model);
+  EXPECT_DOUBLE_EQ(ra.vision, rb.vision);
+  EXPECT_DOUBLE_EQ(ra.language, rb.language);
+  EXPECT_DOUBLE_EQ(ra.model, rb.model);
+  EXPECT_GT(rb.overall, 0.4);
+  // Anything that needs the dense weight fails loudly instead of multiplying by the placeholder.
+  auto lin = lean.model->vision_block_linears().front().second;
+  auto x = torch::randn({2, lin->in_features()});
+  try {
+    lin->forward(x);  // grad mode on: not the sparse path
+    FAIL() << "forward with gradients ran on a released layer";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("inference only"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SparseCheckpoint, NmExportOfUnstructuredModelNamesTheLayer) {

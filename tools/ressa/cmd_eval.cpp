@@ -43,7 +43,11 @@ void register_eval(CLI::App& app) {
     require_dir("--data", f->data, "dataset directory");
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}});
     auto rt = setup(f->c);
-    auto lm = model::load_model(f->model, rt.device);
+    // Inference only: compressed layers keep just their compressed copy, unless --dense-kernels
+    // needs the dense weights.
+    model::LoadOptions lo;
+    lo.release_dense = !f->dense_kernels;
+    auto lm = model::load_model(f->model, rt.device, lo);
     int64_t sparse_layers = 0;
     std::string values;  // storage of the compressed layers' values: f32 or bf16 (rounded weights)
     for (auto& [name, lin] : lm.model->linears()) {

@@ -1,6 +1,8 @@
 // Sparsity per targeted layer, per tower, overall and whole-model (see sparsity.h).
 #include "ressa/eval/sparsity.h"
 
+#include <map>
+
 namespace ressa::eval {
 namespace {
 // Whether every group of m consecutive weights in each row holds >= n zeros.
@@ -19,7 +21,7 @@ SparsityReport sparsity_report(model::Llava& net, int n, int m) {
   int64_t vz = 0, vt = 0, lz = 0, lt = 0;
   auto visit = [&](const std::vector<std::pair<std::string, model::Linear>>& lins, int64_t& z, int64_t& t) {
     for (auto& [name, lin] : lins) {
-      auto w = lin->weight.detach();
+      auto w = lin->dense_weight_copy().detach();  // decompressed when the dense copy was released
       const int64_t zeros = w.eq(0).sum().item<int64_t>();
       LayerSparsity ls{name, static_cast<double>(zeros) / w.numel(), w.numel(), true};
       if (r.nm_checked && zeros > 0) {
@@ -37,8 +39,12 @@ SparsityReport sparsity_report(model::Llava& net, int n, int m) {
   r.language = lt ? static_cast<double>(lz) / lt : 0;
   r.overall = (vt + lt) ? static_cast<double>(vz + lz) / (vt + lt) : 0;
   int64_t mz = 0, mt = 0;
+  std::map<const void*, const model::LinearImpl*> released;  // placeholder weight -> its layer
+  for (auto& [name, lin] : net->linears())
+    if (lin->dense_released) released[lin->weight.unsafeGetTensorImpl()] = lin.get();
   for (auto& p : net->parameters()) {
-    mz += p.detach().eq(0).sum().item<int64_t>();
+    auto it = released.find(p.unsafeGetTensorImpl());
+    mz += (it == released.end() ? p.detach() : it->second->dense_weight_copy()).eq(0).sum().item<int64_t>();
     mt += p.numel();
   }
   r.model = mt ? static_cast<double>(mz) / mt : 0;

@@ -155,7 +155,7 @@ torch::Tensor unpack_bitmask(const sparse::NamedArray& bm, int64_t rows, int64_t
 
 }  // namespace
 
-LoadedModel load_model(const std::string& dir, const torch::Device& device) {
+LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts) {
   RESSA_CHECK(fs::is_directory(dir), "[load_model] ", dir, ": model directory not found");
   auto cfg = io::load_config((fs::path(dir) / "config.json").string());
   LoadedModel out;
@@ -183,6 +183,17 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
     out.n = comp->n;
     out.m = comp->m;
     out.compressed_layers = comp->targets;
+  }
+  // Inference only: free the compressed layers' dense weights now, before their compressed
+  // tensors are read, so the dense copies never coexist with them (the peak memory).
+  const bool release = opts.release_dense && device.is_cpu();
+  if (release) {
+    torch::NoGradGuard ng;
+    for (auto& [key, lin] : compressed) {
+      const auto sizes = lin->weight.sizes().vec();
+      lin->weight.set_(torch::zeros({1}).storage(), 0, sizes, std::vector<int64_t>(sizes.size(), 0));
+      lin->dense_released = true;
+    }
   }
   std::set<std::string> expected_names;
   std::string missing;
@@ -225,7 +236,7 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
     RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),
                 ": layer ", lname, " has compressed shape [", sw->rows(), ", ", sw->cols(), "], config.json expects ",
                 t.sizes());
-    mask_of[name] = unpack_bitmask(arrays[2], sw->rows(), sw->cols());
+    if (!release) mask_of[name] = unpack_bitmask(arrays[2], sw->rows(), sw->cols());
     sparse_of[name] = sw;
   }
   for (auto& [name, t] : expected) {
@@ -243,6 +254,11 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
     torch::NoGradGuard ng;
     for (auto& [name, t] : expected) {
       if (auto it = sparse_of.find(name); it != sparse_of.end()) {
+        if (release) {  // checked for NaN/Inf without a dense copy
+          const bool finite = std::visit([](const auto& mat) { return mat.all_finite(); }, it->second->matrix);
+          RESSA_CHECK(finite, "[load_model] ", dir, ": compressed layer ", layer_of_key[name], " contains NaN or Inf");
+          continue;
+        }
         auto dense = torch::empty({it->second->rows(), it->second->cols()}, torch::kFloat32);
         std::visit([&](const auto& mat) { mat.to_dense(dense.data_ptr<float>()); }, it->second->matrix);
         RESSA_CHECK(torch::isfinite(dense).all().item<bool>(), "[load_model] ", dir, ": compressed layer ",

@@ -48,7 +48,14 @@ struct LoadedModel {
 // target; they are validated, decompressed into the dense weight (zeros where pruned), the
 // stored bitmask becomes the layer's mask, and on CPU the compressed matrix is kept for the
 // sparse kernels.
-LoadedModel load_model(const std::string& dir, const torch::Device& device);
+struct LoadOptions {
+  // Inference only (ressa eval): on CPU, each compressed layer keeps only its compressed copy;
+  // its dense weight and float mask are never materialised (LinearImpl::dense_released), so the
+  // process holds the compressed bytes instead of dense + mask + compressed. Such a model can
+  // only run forward passes through the sparse kernels.
+  bool release_dense = false;
+};
+LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts = {});
 
 struct ExportOptions {
   SparseFormat format = SparseFormat::Bitmask;  // storage for the pruned Linear weights

@@ -71,9 +71,19 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   }
 }
 
+torch::Tensor LinearImpl::dense_weight_copy() const {
+  if (!dense_released) return weight;
+  auto dense = torch::empty({sparse->rows(), sparse->cols()}, torch::kFloat32);
+  std::visit([&](const auto& mat) { mat.to_dense(dense.data_ptr<float>()); }, sparse->matrix);
+  return dense;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (input_hook) input_hook(x);
   if (uses_sparse_path(x)) return sparse_linear(*sparse, x, bias);
+  RESSA_CHECK(!dense_released, "[Linear] this layer was loaded for inference only (its dense weight was released): it "
+              "runs only through the sparse kernels (float CPU input, no gradients, no adapter, no teacher mode); "
+              "load the model without release_dense for anything else");
   // Teacher mode is the dense model: W0 where pruning changed the weight, else the weight as
   // loaded, never the mask or an adapter (method.md §5 defect 5: the reference's teacher kept the
   // connector's LoRA). A layer whose weight trains (masked-ft) must have dense_weight set.

@@ -69,6 +69,13 @@ class LinearImpl : public torch::nn::Module {
   // Compressed copy of `weight` for inference (set by model::load_model on compressed
   // checkpoints); null = dense only.
   std::shared_ptr<const SparseWeight> sparse;
+  // True when load_model released the dense copy (LoadOptions::release_dense): `weight` is then a
+  // shape-only placeholder (one float of storage, zero strides), forward() runs only through the
+  // sparse kernels and throws where it would need the dense weight.
+  bool dense_released = false;
+  // The weight as a dense tensor: `weight`, or, when the dense copy was released, a fresh copy
+  // decompressed from `sparse` (for reports; not a parameter).
+  torch::Tensor dense_weight_copy() const;
   // Whether forward(x) would take the sparse path now (see the header comment).
   bool uses_sparse_path(const torch::Tensor& x) const;
   // Called with forward()'s input x [..., in] before anything else (pruning calibration

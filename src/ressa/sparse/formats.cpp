@@ -3,6 +3,7 @@
 #include "ressa/sparse/formats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "ressa/core/error.h"
@@ -99,6 +100,15 @@ void store_values(ValueType t, std::vector<float>& f32, std::vector<uint16_t>& b
   bf16.assign(f32.size() + size_t(kBf16Pad), 0);
   for (size_t i = 0; i < f32.size(); ++i) bf16[i] = to_bf16(f32[i]);
   f32 = {};
+}
+
+// Whether every stored value is finite (bf16: an exponent of all ones is Inf or NaN).
+bool values_finite(const std::vector<float>& f32, const std::vector<uint16_t>& bf16) {
+  for (float v : f32)
+    if (!std::isfinite(v)) return false;
+  for (uint16_t h : bf16)
+    if ((h & 0x7F80u) == 0x7F80u) return false;
+  return true;
 }
 
 // The ".compressed" tensor of shape holding the stored values (F32, or BF16 without the padding).
@@ -385,5 +395,8 @@ NMMatrix NMMatrix::from_named_arrays(const std::vector<NamedArray>& arrays,
   }
   return t;
 }
+
+bool BitmaskMatrix::all_finite() const { return values_finite(values_, bf16_); }
+bool NMMatrix::all_finite() const { return values_finite(values_, bf16_); }
 
 }  // namespace ressa::sparse

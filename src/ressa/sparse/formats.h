@@ -73,6 +73,8 @@ class BitmaskMatrix {
   const std::vector<int64_t>& row_offsets() const { return row_offsets_; }
   // Storage of values + bitmask + row_offsets in bytes.
   size_t bytes() const;
+  // No stored value is NaN or infinite.
+  bool all_finite() const;
 
  private:
   int64_t rows_ = 0, cols_ = 0;
@@ -129,6 +131,8 @@ class NMMatrix {
   int position(int64_t r, int64_t j) const;
   // Storage of values + positions in bytes.
   size_t bytes() const;
+  // No stored value is NaN or infinite.
+  bool all_finite() const;
 
  private:
   int64_t rows_ = 0, cols_ = 0;
