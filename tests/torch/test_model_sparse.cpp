@@ -283,6 +283,18 @@ TEST(SparseCheckpoint, BadCompressedDirectoriesGiveClearErrors) {
   edit_config(d, [](nlohmann::json& j) { j["quantization_config"]["sparsity_config"]["format"] = "sparse-rle"; });
   EXPECT_NE(load_error(d).find("sparse-rle"), std::string::npos) << load_error(d);
 
+  // The value type config.json records must match the stored tensors (the export wrote f32).
+  d = copy("values_mismatch");
+  edit_config(d, [](nlohmann::json& j) { j["ressa_sparse"]["values"] = "bf16"; });
+  EXPECT_NE(load_error(d).find("stores f32 values but config.json ressa_sparse.values says bf16"), std::string::npos)
+      << load_error(d);
+  d = copy("values_unknown");
+  edit_config(d, [](nlohmann::json& j) { j["ressa_sparse"]["values"] = "fp8"; });
+  EXPECT_NE(load_error(d).find("ressa_sparse.values must be"), std::string::npos) << load_error(d);
+  d = copy("values_unrecorded");  // a compressed-tensors directory from another tool: no check
+  edit_config(d, [](nlohmann::json& j) { j["ressa_sparse"].erase("values"); });
+  EXPECT_EQ(load_error(d), "") << load_error(d);
+
   d = copy("quantized");
   edit_config(d, [](nlohmann::json& j) { j["quantization_config"]["config_groups"] = {{"group_0", {{"targets", {"Linear"}}}}}; });
   EXPECT_NE(load_error(d).find("config_groups"), std::string::npos) << load_error(d);

@@ -78,6 +78,7 @@ struct Compression {
   SparseFormat format = SparseFormat::Bitmask;
   int n = 0, m = 0;
   std::vector<std::string> targets;  // Linear names (no ".weight")
+  std::string values;                // ressa_sparse.values ("f32", "bf16"; "" when not recorded)
 };
 
 // Reads the compression record of <dir>/config.json; nullopt for a dense checkpoint.
@@ -122,6 +123,12 @@ std::optional<Compression> read_compression(const std::string& dir) {
   } else {
     fail(where, ".sparsity_config.format '", fmt, "' is not supported (expected ", kCtBitmask, ", ", kCt24, " or ",
          kNmBitmask, ")");
+  }
+  if (j.contains("ressa_sparse") && j["ressa_sparse"].is_object() && j["ressa_sparse"].contains("values")) {
+    const auto& v = j["ressa_sparse"]["values"];
+    RESSA_CHECK(v.is_string() && (v == "f32" || v == "bf16"), "[load_model] ", path,
+                ": ressa_sparse.values must be \"f32\" or \"bf16\", got ", v.dump());
+    c.values = v.get<std::string>();
   }
   RESSA_CHECK(sc.contains("targets") && sc["targets"].is_array(), where, ".sparsity_config.targets must be a list of Linear names");
   for (const auto& t : sc["targets"]) {
@@ -233,6 +240,9 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
     } catch (const std::exception& e) {
       fail("[load_model] ", ckpt.file_of(lname + ".compressed"), ": layer ", lname, ": ", e.what());
     }
+    const std::string stored = sparse::to_string(std::visit([](const auto& m) { return m.value_type(); }, sw->matrix));
+    RESSA_CHECK(comp->values.empty() || comp->values == stored, "[load_model] ", ckpt.file_of(lname + ".compressed"),
+                ": layer ", lname, " stores ", stored, " values but config.json ressa_sparse.values says ", comp->values);
     RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),
                 ": layer ", lname, " has compressed shape [", sw->rows(), ", ", sw->cols(), "], config.json expects ",
                 t.sizes());
