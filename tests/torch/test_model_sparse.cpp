@@ -79,14 +79,26 @@ class SparseCheckpoint : public ::testing::TestWithParam<std::string> {};
 
 // Lossless: the exported directory loads back to exactly the dense-with-zeros weights and masks;
 // pruned layers are stored only compressed; the logits match the dense model's.
+// The fixture pruned for format `fmt` ("bitmask": 70% unstructured, "nm": 2:4), saved as
+// <temp>/<tag>src_<fmt> and exported to <temp>/<tag>out_<fmt>.
+struct Exported {
+  std::string src, out;
+  model::ExportOptions opts;
+  model::ExportReport report;
+};
+Exported prune_and_export(const std::string& tag, const std::string& fmt) {
+  const bool nm = fmt == "nm";
+  Exported e;
+  e.src = pruned_fixture(tag + "src_" + fmt, nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7));
+  e.out = (temp_root() / (tag + "out_" + fmt)).string();
+  e.opts.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
+  e.report = model::export_compressed(e.src, e.out, e.opts);
+  return e;
+}
+
 TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
   const bool nm = GetParam() == "nm";
-  const auto pattern = nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7);
-  const auto src = pruned_fixture("src_" + GetParam(), pattern);
-  const auto out = (temp_root() / ("out_" + GetParam())).string();
-  model::ExportOptions o;
-  o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
-  auto rep = model::export_compressed(src, out, o);
+  const auto [src, out, o, rep] = prune_and_export("", GetParam());
   auto dense = model::load_model(src, torch::kCPU);
   const size_t n_targets = dense.model->vision_block_linears().size() + dense.model->language_block_linears().size();
   EXPECT_EQ(rep.compressed.size(), n_targets);
@@ -169,13 +181,7 @@ TEST(SparseLinear, FallsBackToDenseWhenItMust) {
 // Inference-only loading (ressa eval): compressed layers hold no dense copy and no float mask,
 // give the same logits and sparsity report as the default load, and refuse the dense path.
 TEST_P(SparseCheckpoint, ReleaseDenseKeepsOnlyTheCompressedCopy) {
-  const bool nm = GetParam() == "nm";
-  const auto pattern = nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7);
-  const auto src = pruned_fixture("rel_src_" + GetParam(), pattern);
-  const auto out = (temp_root() / ("rel_out_" + GetParam())).string();
-  model::ExportOptions o;
-  o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
-  model::export_compressed(src, out, o);
+  const auto out = prune_and_export("rel_", GetParam()).out;
   auto full = model::load_model(out, torch::kCPU);
   model::LoadOptions lo;
   lo.release_dense = true;

@@ -68,11 +68,6 @@ double available_memory_bytes() {
   return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
 }
 
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -221,6 +216,8 @@ void register_bench(CLI::App& app) {
         copies > 1 ? ", cold: " + std::to_string(copies) + " copies of W, " + std::to_string(int64_t(working_set / 1e6)) +
                          " MB (last-level cache " + std::to_string(int64_t(llc / 1048576.0)) + " MiB)"
                    : "";
+    const char* timeout_env = std::getenv("OPENBLAS_THREAD_TIMEOUT");  // set by the CLI (core/runtime.h)
+    const std::string blas_timeout = timeout_env ? timeout_env : "";
     char line[768];
     std::snprintf(line, sizeof line,
                   "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f, "
@@ -230,7 +227,7 @@ void register_bench(CLI::App& app) {
                   "  speedup %.2fx (bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
                   (long long)R, (long long)C, (long long)B, pat.to_string().c_str(), fmt.c_str(), achieved, rt.threads,
                   sparse::to_string(sparse::active_isa()), t_sp.size(), load,
-                  env_or_empty("OPENBLAS_THREAD_TIMEOUT").empty() ? "unset" : env_or_empty("OPENBLAS_THREAD_TIMEOUT").c_str(),
+                  blas_timeout.empty() ? "unset" : blas_timeout.c_str(),
                   cold_note.c_str(), mv_wins ? "mv" : "mm", dense_ms,
                   dense_bytes / dense_ms / 1e6, dense_bytes / 1e6,
                   B == 1 ? (mv_wins ? (" (mm " + std::to_string(mm_ms) + " ms)").c_str()
@@ -264,7 +261,7 @@ void register_bench(CLI::App& app) {
                         {"copies", copies},
                         {"working_set_bytes", working_set},
                         {"last_level_cache_bytes", llc},
-                        {"openblas_thread_timeout", env_or_empty("OPENBLAS_THREAD_TIMEOUT")}};
+                        {"openblas_thread_timeout", blas_timeout}};
     if (B == 1) j["dense_mv_ms"] = mv_ms;
     write_json(f->c.json_path, j);
   });

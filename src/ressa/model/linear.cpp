@@ -35,6 +35,12 @@ int64_t SparseWeight::cols() const {
   return std::visit([](const auto& m) { return m.cols(); }, matrix);
 }
 
+torch::Tensor SparseWeight::to_dense() const {
+  auto dense = torch::empty({rows(), cols()}, torch::kFloat32);
+  std::visit([&](const auto& m) { m.to_dense(dense.data_ptr<float>()); }, matrix);
+  return dense;
+}
+
 torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const torch::Tensor& bias) {
   RESSA_CHECK_ARG(x.dim() >= 1 && x.size(-1) == w.cols(), "[sparse_linear] x ", x.sizes(), " needs last dim ",
                   w.cols());
@@ -71,12 +77,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   }
 }
 
-torch::Tensor LinearImpl::dense_weight_copy() const {
-  if (!dense_released) return weight;
-  auto dense = torch::empty({sparse->rows(), sparse->cols()}, torch::kFloat32);
-  std::visit([&](const auto& mat) { mat.to_dense(dense.data_ptr<float>()); }, sparse->matrix);
-  return dense;
-}
+torch::Tensor LinearImpl::dense_weight_copy() const { return dense_released ? sparse->to_dense() : weight; }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (input_hook) input_hook(x);

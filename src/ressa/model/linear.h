@@ -33,6 +33,8 @@ struct SparseWeight {
   int64_t version = -1;
   int64_t rows() const;
   int64_t cols() const;
+  // The dense float [rows, cols] weight (zeros where pruned; bf16 values widened).
+  torch::Tensor to_dense() const;
 };
 
 // y = x W^T (+ bias) through the sparse kernels: x [..., cols] float CPU, y [..., rows]; threads
