@@ -6,12 +6,17 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/eval/sparsity.h"
 #include "ressa/model/checkpoint.h"
+#include "ressa/model/intraop.h"
+#include "ressa/sparse/kernels.h"
 #include "ressa/prune/mask.h"
 
 #include "temp_dir.h"
@@ -149,6 +154,35 @@ TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, SparseCheckpoint, ::testing::Values("bitmask", "nm"));
+
+// model::intraop_for really runs on torch's threads (at::parallel_for in a translation unit built
+// without OpenMP runs serially), and the sparse kernels on that pool give the same logits, bit
+// for bit, as on their own pool.
+TEST_P(SparseCheckpoint, KernelsOnTorchsIntraopPool) {
+  const int saved = torch::get_num_threads();
+  torch::set_num_threads(2);
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  int64_t covered = 0;
+  model::intraop_for(0, 2, 1, [&](int64_t b, int64_t e) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the other chunk cannot borrow this thread
+    std::lock_guard<std::mutex> lk(mu);
+    ids.insert(std::this_thread::get_id());
+    covered += e - b;
+  });
+  EXPECT_EQ(covered, 2);
+  EXPECT_EQ(ids.size(), 2u);
+
+  const auto [src, out, o, rep] = prune_and_export("intraop", GetParam());
+  auto comp = model::load_model(out, torch::kCPU);
+  sparse::set_parallel_runner(nullptr);
+  auto own = logits_of(comp.model);
+  model::run_sparse_kernels_on_intraop_pool();
+  auto shared = logits_of(comp.model);
+  sparse::set_parallel_runner(nullptr);
+  torch::set_num_threads(saved);
+  EXPECT_TRUE(torch::equal(own, shared));
+}
 
 // Training, teacher mode and modified weights take the dense path; the kernel path agrees with
 // F::linear for one layer, bias included.

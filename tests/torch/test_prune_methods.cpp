@@ -249,6 +249,26 @@ TEST(PruneMethods, DSnoTNeverWorseThanBase) {
   }
 }
 
+// Rows are refined in parallel on torch's threads; each row is independent, so the thread count
+// changes nothing.
+TEST(PruneMethods, DSnoTSameMaskOnOneAndTwoThreads) {
+  auto x = correlated_inputs(256, 256, 13);
+  torch::manual_seed(14);
+  auto w = torch::randn({96, 256}) * 0.1;
+  auto s = stats_of(x);
+  const int saved = torch::get_num_threads();
+  for (auto p : {SparsityPattern::unstructured(0.6), SparsityPattern::nm(2, 4)}) {
+    MethodOptions o;
+    torch::set_num_threads(1);
+    auto one = prune_matrix(w, s, Method::DSnoT, p, o);
+    torch::set_num_threads(2);
+    auto two = prune_matrix(w, s, Method::DSnoT, p, o);
+    EXPECT_TRUE(one.mask.equal(two.mask)) << p.to_string();
+    EXPECT_TRUE(one.weight.equal(two.weight)) << p.to_string();
+  }
+  torch::set_num_threads(saved);
+}
+
 TEST(PruneMethods, DSnoTSwapsAreMonotoneAndNeverUndone) {
   auto x = correlated_inputs(512, 256, 11);
   torch::manual_seed(12);

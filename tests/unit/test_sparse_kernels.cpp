@@ -7,8 +7,10 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
+#include <vector>
 
 using namespace ressa::sparse;
 
@@ -71,7 +73,10 @@ std::vector<Isa> isas() {
 
 class SparseKernels : public ::testing::Test {
  protected:
-  void TearDown() override { set_force_scalar(false); }
+  void TearDown() override {
+    set_force_scalar(false);
+    set_parallel_runner(nullptr);
+  }
 };
 
 const int64_t kBatches[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 70};
@@ -185,6 +190,56 @@ TEST_F(SparseKernels, ThreadCountsAndConcurrentCallersGiveIdenticalResults) {
     a.join();
     b.join();
     EXPECT_EQ(mismatches.load(), 0);
+  }
+}
+
+// A runner supplied by the caller (the torch layer installs torch's pool) gets the threads, is
+// not consulted for one thread, and may run the bodies in any order or one after another; the
+// results are the pool's, bit for bit. nullptr brings the pool back.
+std::atomic<int> g_runner_calls{0}, g_runner_threads{0};
+void threaded_runner(int threads, const std::function<void(int)>& body) {
+  g_runner_calls++;
+  g_runner_threads = threads;
+  std::vector<std::thread> ts;
+  for (int i = 1; i < threads; ++i) ts.emplace_back(body, i);
+  body(0);
+  for (auto& t : ts) t.join();
+}
+void serial_runner(int threads, const std::function<void(int)>& body) {
+  g_runner_calls++;
+  for (int i = threads - 1; i >= 0; --i) body(i);
+}
+
+TEST_F(SparseKernels, ParallelRunnerReplacesThePool) {
+  const auto wb = random_sparse(301, 200, 0.3, 15);
+  const auto wn = random_nm(203, 136, 2, 4, 16);
+  const auto bm = BitmaskMatrix::from_dense(wb.data(), 301, 200);
+  const auto nm = NMMatrix::from_dense(wn.data(), 203, 136, 2, 4);
+  for (int64_t batch : {1, 5}) {
+    const auto xb = random_x(batch, 200, 17), xn = random_x(batch, 136, 18);
+    std::vector<float> want_b(size_t(batch * 301)), want_n(size_t(batch * 203));
+    bitmask_matmul(bm, xb.data(), batch, want_b.data(), 3);
+    nm_matmul(nm, xn.data(), batch, want_n.data(), 3);
+    for (ParallelRunner runner : {threaded_runner, serial_runner}) {
+      set_parallel_runner(runner);
+      g_runner_calls = 0;
+      std::vector<float> yb(want_b.size(), NAN), yn(want_n.size(), NAN);
+      bitmask_matmul(bm, xb.data(), batch, yb.data(), 3);
+      nm_matmul(nm, xn.data(), batch, yn.data(), 3);
+      EXPECT_EQ(g_runner_calls.load(), 2);
+      if (runner == threaded_runner) EXPECT_EQ(g_runner_threads.load(), 3);
+      EXPECT_EQ(std::memcmp(yb.data(), want_b.data(), want_b.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(yn.data(), want_n.data(), want_n.size() * 4), 0);
+      nm_matmul(nm, xn.data(), batch, yn.data(), 1);  // one thread: no runner
+      EXPECT_EQ(g_runner_calls.load(), 2);
+      EXPECT_EQ(std::memcmp(yn.data(), want_n.data(), want_n.size() * 4), 0);
+    }
+    set_parallel_runner(nullptr);
+    g_runner_calls = 0;
+    std::vector<float> yb(want_b.size(), NAN);
+    bitmask_matmul(bm, xb.data(), batch, yb.data(), 3);
+    EXPECT_EQ(g_runner_calls.load(), 0);
+    EXPECT_EQ(std::memcmp(yb.data(), want_b.data(), want_b.size() * 4), 0);
   }
 }
 

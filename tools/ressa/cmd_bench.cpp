@@ -128,6 +128,11 @@ void register_bench(CLI::App& app) {
     if (f->c.device != "cpu") throw std::invalid_argument("[bench gemv] --device: the sparse kernels are CPU-only");
     f->c.blas_as_threads = true;  // the dense baseline is OpenBLAS at --threads
     auto rt = setup(f->c);
+    // Each side on its own threads, as in isolation: the sparse kernels on their own pool rather
+    // than torch's intra-op pool (setup's choice for models), whose OpenMP workers spin for a
+    // while after each call on the cores the next OpenBLAS call needs (measured: dense mm 3.1 ->
+    // 6.1 ms at 2 threads, docs/benchmarks.md "Session 11"). The kernel work is the same.
+    sparse::set_parallel_runner(nullptr);
     const int64_t R = f->rows, C = f->cols, B = f->batch;
 
     torch::NoGradGuard ng;

@@ -15,13 +15,13 @@
 // again and a weight pruned by DSnoT is never regrown, so no swap is undone (method.md §5.6);
 // and the reference's default without_same_sign=True lets |e| grow, which the strict test forbids.
 // The pruning score is the base method's score (the reference always uses Wanda's).
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "ressa/core/error.h"
+#include "ressa/model/intraop.h"
 #include "ressa/prune/mask.h"
 #include "ressa/prune/methods.h"
 
@@ -109,7 +109,7 @@ PruneResult prune_dsnot(const torch::Tensor& weight, const LayerStats& stats, co
   const double* ps = sc.data_ptr<double>();
   uint8_t* pk = mask.data_ptr<uint8_t>();
   const int64_t m = p.is_nm() ? p.m : 0;
-  at::parallel_for(0, d_out, 16, [&](int64_t begin, int64_t end) {
+  model::intraop_for(0, d_out, 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t off = i * d_in;
       refine_row(Row{pm + off, pp + off, ps + off, pk + off}, d_in, m, o);

@@ -70,6 +70,8 @@ int lanes(Isa isa) { return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1; 
 
 // ---- thread pool --------------------------------------------------------------------------
 
+std::atomic<ParallelRunner> g_runner{nullptr};
+
 // Persistent workers so that a ~1 ms matmul does not pay thread start-up on every call.
 class Pool {
  public:
@@ -92,6 +94,13 @@ class Pool {
     threads = std::min(threads, tasks);
     if (threads <= 1) {
       for (int i = 0; i < tasks; ++i) fn(i);
+      return;
+    }
+    if (ParallelRunner runner = g_runner.load(std::memory_order_acquire)) {
+      Job job;
+      job.fn = &fn;
+      job.n = tasks;
+      runner(threads, [&job](int) { work(job); });
       return;
     }
     std::lock_guard<std::mutex> turn(run_mu_);
@@ -978,6 +987,7 @@ Isa detected_isa() {
 Isa active_isa() { return Isa(std::min(int(detected_isa()), g_max_isa.load())); }
 void set_max_isa(Isa isa) { g_max_isa.store(int(isa)); }
 void set_force_scalar(bool on) { set_max_isa(on ? Isa::scalar : Isa::avx512); }
+void set_parallel_runner(ParallelRunner runner) { g_runner.store(runner, std::memory_order_release); }
 
 void bitmask_matmul(const BitmaskMatrix& w, const float* x, int64_t batch, float* y, int threads) {
   check_call("bitmask_matmul", x, batch, y, threads, w.rows(), w.cols());

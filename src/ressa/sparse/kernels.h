@@ -3,6 +3,7 @@
 // scalar path, AVX2+FMA and AVX-512F (the library is compiled for baseline x86-64).
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "ressa/sparse/formats.h"
 
@@ -25,6 +26,15 @@ void set_force_scalar(bool on);
 // each weight load); threads >= 1 split the rows (a small persistent pool, caller included).
 void bitmask_matmul(const BitmaskMatrix& w, const float* x, int64_t batch, float* y, int threads);
 void nm_matmul(const NMMatrix& w, const float* x, int64_t batch, float* y, int threads);
+
+// Where the kernels' threads come from. By default a small persistent pool of their own; a
+// runner replaces it: runner(threads, body) must call body(0) ... body(threads - 1), at most
+// `threads` of them at once, and return when all have returned (the bodies share the call's
+// tasks, so running them one after another is correct, only slower). The torch layer installs
+// one on torch's intra-op pool (model/device.cpp) so that a model's sparse layers and its torch
+// ops use the same threads. nullptr restores the own pool.
+using ParallelRunner = void (*)(int threads, const std::function<void(int)>& body);
+void set_parallel_runner(ParallelRunner runner);
 
 // Naive reference with float64 accumulation: w (rows, cols), x (batch, cols), y (batch, rows).
 void dense_matmul_ref(const float* w, int64_t rows, int64_t cols, const float* x, int64_t batch,
