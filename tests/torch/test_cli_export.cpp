@@ -191,6 +191,13 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
       EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-5);
       EXPECT_EQ(j["batch"], batch);
       EXPECT_GT(j["bytes_bound"].get<double>(), 1.0);
+      // Per-round spread: p10 <= p90, and the time quantiles bracket the medians.
+      EXPECT_LE(j["speedup_p10"].get<double>(), j["speedup_p90"].get<double>());
+      EXPECT_GT(j["speedup_p10"].get<double>(), 0);
+      EXPECT_LE(j["sparse_ms_p10"].get<double>(), j["sparse_ms"].get<double>());
+      EXPECT_GE(j["sparse_ms_p90"].get<double>(), j["sparse_ms"].get<double>());
+      EXPECT_LE(j["dense_ms_p10"].get<double>(), j["dense_ms"].get<double>());
+      EXPECT_GE(j["dense_ms_p90"].get<double>(), j["dense_ms"].get<double>());
       EXPECT_EQ(j["copies"], 1);
       EXPECT_EQ(j["cold"], false);
       // The CLI puts OpenBLAS's idle workers to sleep at once (core/runtime.h) unless told otherwise.

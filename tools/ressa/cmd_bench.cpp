@@ -27,6 +27,13 @@ double median(std::vector<double> v) {
   return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The q-quantile (0 <= q <= 1) of v, nearest rank.
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[size_t(std::lround(q * double(v.size() - 1)))];
+}
+
 // Milliseconds one call of fn takes.
 template <typename F>
 double time_ms(F&& fn) {
@@ -215,6 +222,12 @@ void register_bench(CLI::App& app) {
     const double io_bytes = 4.0 * (B * C + B * R);
     const double dense_bytes = dense_w_bytes + io_bytes, sparse_bytes = double(wbytes) + io_bytes;
     const double speedup = dense_ms / sparse_ms, bound = dense_bytes / sparse_bytes;
+    // How much the ratio moves from round to round (each round times the dense call and the
+    // sparse one next to each other): on a shared host the medians alone hide it.
+    const std::vector<double>& t_dense = mv_wins ? t_mv : t_mm;
+    std::vector<double> round_speedup(std::min(t_dense.size(), t_sp.size()));
+    for (size_t i = 0; i < round_speedup.size(); ++i) round_speedup[i] = t_dense[i] / t_sp[i];
+    const double speedup_p10 = quantile(round_speedup, 0.1), speedup_p90 = quantile(round_speedup, 0.9);
     const double load = load_average();
     const std::string fmt = std::string(use_nm ? "nm" : "bitmask") + (values == sparse::ValueType::bf16 ? "-bf16" : "");
     const std::string cold_note =
@@ -229,7 +242,7 @@ void register_bench(CLI::App& app) {
                   "OPENBLAS_THREAD_TIMEOUT=%s%s\n"
                   "  dense  %-6s %9.3f ms  %6.1f GB/s  %7.1f MB%s\n"
                   "  sparse %-6s %9.3f ms  %6.1f GB/s  %7.1f MB\n"
-                  "  speedup %.2fx (bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
+                  "  speedup %.2fx (rounds p10-p90 %.2f-%.2fx; bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
                   (long long)R, (long long)C, (long long)B, pat.to_string().c_str(), fmt.c_str(), achieved, rt.threads,
                   sparse::to_string(sparse::active_isa()), t_sp.size(), load,
                   blas_timeout.empty() ? "unset" : blas_timeout.c_str(),
@@ -238,7 +251,7 @@ void register_bench(CLI::App& app) {
                   B == 1 ? (mv_wins ? (" (mm " + std::to_string(mm_ms) + " ms)").c_str()
                                     : (" (mv " + std::to_string(mv_ms) + " ms)").c_str())
                          : "",
-                  fmt.c_str(), sparse_ms, sparse_bytes / sparse_ms / 1e6, sparse_bytes / 1e6, speedup, bound, max_rel_diff);
+                  fmt.c_str(), sparse_ms, sparse_bytes / sparse_ms / 1e6, sparse_bytes / 1e6, speedup, speedup_p10, speedup_p90, bound, max_rel_diff);
     std::cout << line << "\n";
     nlohmann::json j = {{"rows", R},
                         {"cols", C},
@@ -255,6 +268,13 @@ void register_bench(CLI::App& app) {
                         {"dense_mm_ms", mm_ms},
                         {"sparse_ms", sparse_ms},
                         {"speedup", speedup},
+                        {"speedup_p10", speedup_p10},
+                        {"speedup_p90", speedup_p90},
+                        {"dense_ms_p10", quantile(t_dense, 0.1)},
+                        {"dense_ms_p90", quantile(t_dense, 0.9)},
+                        {"sparse_ms_p10", quantile(t_sp, 0.1)},
+                        {"sparse_ms_p90", quantile(t_sp, 0.9)},
+                        {"sparse_threads", "own pool"},
                         {"dense_bytes", dense_bytes},
                         {"sparse_bytes", sparse_bytes},
                         {"bytes_bound", bound},

@@ -23,7 +23,8 @@ void set_force_scalar(bool on);
 // Either value type (f32 or bf16; bf16 weights are widened, accumulation is fp32).
 // w is (rows, cols); x is (batch, cols) row-major; y is (batch, rows) row-major and is
 // overwritten: y[b, r] = sum_c w[r, c] * x[b, c]. Any batch >= 0 (blocks of up to 64 reuse
-// each weight load); threads >= 1 split the rows (a small persistent pool, caller included).
+// each weight load); threads >= 1 split the rows (the caller plus a small persistent pool, or the
+// runner below).
 void bitmask_matmul(const BitmaskMatrix& w, const float* x, int64_t batch, float* y, int threads);
 void nm_matmul(const NMMatrix& w, const float* x, int64_t batch, float* y, int threads);
 
