@@ -165,7 +165,6 @@ TEST_P(SparseCheckpoint, KernelsOnTorchsIntraopPool) {
   std::set<std::thread::id> ids;
   int64_t covered = 0;
   model::intraop_for(0, 2, 1, [&](int64_t b, int64_t e) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the other chunk cannot borrow this thread
     std::lock_guard<std::mutex> lk(mu);
     ids.insert(std::this_thread::get_id());
     covered += e - b;
