@@ -100,7 +100,7 @@ TEST_F(CliExport, ExportedModelGivesTheSameAnswersThroughTheKernels) {
 TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   const auto in = (g_root / "p70").string();
   std::map<std::string, json> ex;
-  for (const std::string dtype : {"f32", "bf16"}) {
+  for (const std::string dtype : {"f32", "bf16", "f16"}) {
     const auto out = (g_root / ("p70_" + dtype)).string();
     auto r = run_ressa("export --model " + in + " --format bitmask --dtype " + dtype + " --out " + out + " --json " + out + ".export.json");
     ASSERT_EQ(r.rc, 0) << r.err;
@@ -113,6 +113,15 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   EXPECT_LT(ex["bf16"]["compressed_bytes"].get<double>(), 0.65 * ex["f32"]["compressed_bytes"].get<double>());
   EXPECT_GT(ex["bf16"]["compressed_bytes"].get<double>(), 0.5 * ex["f32"]["compressed_bytes"].get<double>());
   EXPECT_LT(ex["bf16"]["file_bytes"].get<double>(), ex["f32"]["file_bytes"].get<double>());
+  EXPECT_EQ(ex["f16"]["compressed_bytes"], ex["bf16"]["compressed_bytes"]);  // both 2 bytes per value
+  // f16 values through the kernels and through the dense path: the same answers.
+  const auto out16 = (g_root / "p70_f16").string();
+  auto h = eval(out16);
+  EXPECT_EQ(h["sparse_kernel_layers"], 26);
+  EXPECT_EQ(h["compressed_values"], "f16");
+  const auto f16_preds = ressa::read_file(out16 + ".pred.jsonl");
+  EXPECT_EQ(eval(out16, "--dense-kernels")["sparse_kernel_layers"], 0);
+  EXPECT_EQ(ressa::read_file(out16 + ".pred.jsonl"), f16_preds);
   const auto out = (g_root / "p70_bf16").string();
   auto b = eval(out);
   EXPECT_EQ(b["sparse_kernel_layers"], 26);
@@ -124,7 +133,7 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   EXPECT_EQ(b["accuracy"], c["accuracy"]);
 
   std::map<std::string, json> nm_ex;
-  for (const std::string dtype : {"f32", "bf16"}) {
+  for (const std::string dtype : {"f32", "bf16", "f16"}) {
     const auto out = (g_root / ("p24_nm_" + dtype)).string();
     auto r = run_ressa("export --model " + (g_root / "p24").string() + " --format nm --dtype " + dtype + " --out " + out +
                        " --json " + out + ".export.json");
@@ -134,6 +143,7 @@ TEST_F(CliExport, Bf16ValuesHalveTheCompressedBytes) {
   }
   // 2:4, per 4 weights: 2 values and 4 bitmask bits, 8.5 bytes with f32 values, 4.5 with bf16.
   EXPECT_LT(nm_ex["bf16"]["compressed_bytes"].get<double>(), 0.6 * nm_ex["f32"]["compressed_bytes"].get<double>());
+  EXPECT_EQ(nm_ex["f16"]["compressed_bytes"], nm_ex["bf16"]["compressed_bytes"]);
   const auto nm = (g_root / "p24_nm_bf16").string();
   b = eval(nm);
   EXPECT_EQ(b["sparse_kernel_layers"], 26);
@@ -226,4 +236,13 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
   EXPECT_EQ(j["format"], "nm");
   EXPECT_GT(j["max_rel_diff"].get<double>(), 0.0);
   EXPECT_LT(j["max_rel_diff"].get<double>(), 1e-2);
+  // f16 values: 11 significant bits instead of bf16's 8, so a smaller difference.
+  for (const std::string pat : {"--sparsity 0.7", "--pattern 2:4"}) {
+    r = run_ressa("bench gemv --rows 40 --cols 72 " + pat + " --dtype f16 --threads 1 --repeats 3 --json " + js);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    j = read_json(js);
+    EXPECT_EQ(j["dtype"], "f16");
+    EXPECT_GT(j["max_rel_diff"].get<double>(), 0.0) << pat;
+    EXPECT_LT(j["max_rel_diff"].get<double>(), 2e-3) << pat;
+  }
 }

@@ -155,6 +155,65 @@ TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, SparseCheckpoint, ::testing::Values("bitmask", "nm"));
 
+// A model whose weights came from an fp16 checkpoint exports losslessly with f16 values: the
+// compressed layers load back to exactly the same weights (bf16 values would round them).
+TEST_P(SparseCheckpoint, F16ValuesAreExactForFp16Weights) {
+  const bool nm = GetParam() == "nm";
+  const auto src = pruned_fixture("fp16src_" + GetParam(),
+                                  nm ? prune::SparsityPattern::nm(2, 4) : prune::SparsityPattern::unstructured(0.7));
+  {  // round every weight to fp16, as a model loaded from an fp16 checkpoint holds them
+    auto lm = model::load_model(src, torch::kCPU);
+    torch::NoGradGuard ng;
+    for (auto& [name, lin] : lm.model->linears()) lin->weight.copy_(lin->weight.to(torch::kHalf).to(torch::kFloat));
+    model::save_model(src, lm.model);
+  }
+  auto dense = model::load_model(src, torch::kCPU);
+  for (auto vt : {sparse::ValueType::f16, sparse::ValueType::bf16}) {
+    model::ExportOptions o;
+    o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
+    o.values = vt;
+    const auto out = (temp_root() / ("fp16out_" + GetParam() + "_" + sparse::to_string(vt))).string();
+    model::export_compressed(src, out, o);
+    auto cfg = nlohmann::json::parse(read_file(out + "/config.json"));
+    EXPECT_EQ(cfg["ressa_sparse"]["values"], sparse::to_string(vt));
+    auto comp = model::load_model(out, torch::kCPU);
+    bool all_equal = true;
+    auto dl = dense.model->linears(), cl = comp.model->linears();
+    for (size_t i = 0; i < dl.size(); ++i) all_equal &= torch::equal(dl[i].second->weight, cl[i].second->weight);
+    if (vt == sparse::ValueType::f16) {
+      expect_same_tensors(dense.model, comp.model);
+      auto a = logits_of(dense.model), b = logits_of(comp.model);
+      EXPECT_LT((a - b).abs().max().item<double>(), 1e-4);
+      EXPECT_TRUE(torch::equal(a.argmax(-1), b.argmax(-1)));
+    } else {
+      EXPECT_FALSE(all_equal);  // bf16 keeps 8 significant bits of fp16's 11
+    }
+  }
+  // A kept weight beyond f16's range (65504) stops the f16 export, naming the layer; bf16 holds it.
+  {
+    auto lm = model::load_model(src, torch::kCPU);
+    torch::NoGradGuard ng;
+    auto [lname, lin] = lm.model->language_block_linears().front();  // a copy: the list is a temporary
+    auto kept = lin->weight.ne(0).nonzero()[0];
+    lin->weight.index_put_({kept[0], kept[1]}, 1e5);
+    model::save_model(src, lm.model);
+    model::ExportOptions o;
+    o.format = nm ? model::SparseFormat::NM : model::SparseFormat::Bitmask;
+    o.values = sparse::ValueType::f16;
+    const auto out = (temp_root() / ("fp16big_" + GetParam())).string();
+    try {
+      model::export_compressed(src, out, o);
+      ADD_FAILURE() << "f16 export of a 1e5 weight did not fail";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(lname), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("65504"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(out));
+    o.values = sparse::ValueType::bf16;
+    EXPECT_NO_THROW(model::export_compressed(src, out, o));
+  }
+}
+
 // model::intraop_for really runs on torch's threads (at::parallel_for in a translation unit built
 // without OpenMP runs serially), and the sparse kernels on that pool give the same logits, bit
 // for bit, as on their own pool.

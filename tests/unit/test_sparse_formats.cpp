@@ -14,6 +14,10 @@ using namespace ressa::sparse;
 
 namespace {
 
+// x rounded to the 16-bit value type t and widened back.
+float round_half(ValueType t, float x) { return from_half(t, t == ValueType::f16 ? to_f16(x) : to_bf16(x)); }
+uint16_t to_half(ValueType t, float x) { return t == ValueType::f16 ? to_f16(x) : to_bf16(x); }
+
 // (rows, cols) with each weight kept with probability density; row 0 all zero and the last
 // row fully dense when rows >= 3, so those edge cases are always present.
 std::vector<float> random_sparse(int64_t rows, int64_t cols, double density, uint32_t seed) {
@@ -165,45 +169,96 @@ TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
   EXPECT_TRUE(std::isnan(from_bf16(to_bf16(-std::nanf("")))));
 }
 
-// bf16 values: the same bitmask and offsets as fp32, values rounded (so to_dense is the
-// rounded weights, and a second round trip is exact), half the value bytes.
+// fp32 -> f16 matches torch's .half() (fixture written by tests/reference/f16_reference.py: ties
+// to even, the overflow tie at 65520, subnormal ties, fp32 subnormals, infinities).
+TEST(SparseF16, RoundingMatchesTorch) {
+  std::ifstream in(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/f16_rounding.txt");
+  ASSERT_TRUE(in) << "missing tests/fixtures/f16_rounding.txt";
+  int count = 0;
+  for (uint32_t f32 = 0, h = 0; in >> std::hex >> f32 >> h; ++count) {
+    float f;
+    std::memcpy(&f, &f32, 4);
+    EXPECT_EQ(to_f16(f), h) << std::hex << "fp32 bits " << f32;
+  }
+  EXPECT_GT(count, 400);
+  for (float nan : {std::nanf(""), -std::nanf("")}) {
+    EXPECT_TRUE(std::isnan(from_f16(to_f16(nan))));
+    EXPECT_EQ(to_f16(nan) & 0x8000, std::signbit(nan) ? 0x8000 : 0);
+  }
+}
+
+// f16 -> fp32 for all 65,536 bit patterns against the binary16 definition in float64
+// (sign, 5-bit exponent biased by 15, 10-bit fraction; exponent 0: subnormal), and back.
+TEST(SparseF16, WideningIsExactForEveryValue) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const int e = int(h >> 10) & 31, m = int(h & 1023);
+    const double sign = h & 0x8000 ? -1.0 : 1.0;
+    const float f = from_f16(uint16_t(h));
+    if (e == 31) {
+      if (m) EXPECT_TRUE(std::isnan(f)) << h;
+      else EXPECT_EQ(double(f), sign * HUGE_VAL) << h;
+      continue;
+    }
+    const double want = sign * (e == 0 ? std::ldexp(double(m), -24) : std::ldexp(1.0 + m / 1024.0, e - 15));
+    ASSERT_EQ(double(f), want) << h;
+    ASSERT_EQ(std::signbit(f), bool(h & 0x8000)) << h;
+    ASSERT_EQ(to_f16(f), h) << h;  // every half is an fp32, so it rounds to itself
+  }
+}
+
+// 16-bit values (bf16, f16): the same bitmask and offsets as fp32, values rounded (so to_dense is
+// the rounded weights, and a second round trip is exact), half the value bytes.
 TEST(SparseBitmaskBf16, RoundTripRoundsValuesOnly) {
   uint32_t seed = 40;
+  for (ValueType vt : {ValueType::bf16, ValueType::f16})
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 96}, {64, 65}})
     for (double density : {0.0, 0.3, 1.0}) {
       const auto w = random_sparse(rows, cols, density, seed++);
       const auto f = BitmaskMatrix::from_dense(w.data(), rows, cols);
-      const auto b = BitmaskMatrix::from_dense(w.data(), rows, cols, ValueType::bf16);
-      EXPECT_EQ(b.value_type(), ValueType::bf16);
+      const auto b = BitmaskMatrix::from_dense(w.data(), rows, cols, vt);
+      EXPECT_EQ(b.value_type(), vt);
       EXPECT_EQ(b.bitmask(), f.bitmask());
       EXPECT_EQ(b.row_offsets(), f.row_offsets());
       EXPECT_EQ(b.nnz(), f.nnz());
       EXPECT_TRUE(b.values().empty());
-      ASSERT_EQ(b.values_bf16().size(), size_t(b.nnz() + kBf16Pad));
+      ASSERT_EQ(b.values16().size(), size_t(b.nnz() + kHalfPad));
       EXPECT_EQ(b.bytes(), size_t(b.nnz()) * 2 + b.bitmask().size() + size_t(rows + 1) * 8);
       std::vector<float> back(w.size(), -1.0f);
       b.to_dense(back.data());
-      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], from_bf16(to_bf16(w[i]))) << i;
-      const auto again = BitmaskMatrix::from_dense(back.data(), rows, cols, ValueType::bf16);
-      EXPECT_EQ(again.values_bf16(), b.values_bf16());
+      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], round_half(vt, w[i])) << i;
+      const auto again = BitmaskMatrix::from_dense(back.data(), rows, cols, vt);
+      EXPECT_EQ(again.values16(), b.values16());
     }
 }
 
-TEST(SparseBitmaskBf16, NamedArraysStoreBf16Values) {
+TEST(SparseBitmaskBf16, NamedArraysStore16BitValues) {
   const auto w = random_sparse(9, 21, 0.4, 8);
-  const auto b = BitmaskMatrix::from_dense(w.data(), 9, 21, ValueType::bf16);
-  auto arrays = b.to_named_arrays("m.weight");
-  const auto& v = named(arrays, "m.compressed");
-  EXPECT_EQ(v.dtype, "BF16");
-  EXPECT_EQ(v.shape, (std::vector<int64_t>{b.nnz()}));
-  EXPECT_EQ(v.bytes.size(), size_t(b.nnz()) * 2);  // the padding is not written
-  const auto back = BitmaskMatrix::from_named_arrays(arrays, "m");
-  EXPECT_EQ(back.value_type(), ValueType::bf16);
-  EXPECT_EQ(back.values_bf16(), b.values_bf16());
-  EXPECT_EQ(back.bitmask(), b.bitmask());
+  for (ValueType vt : {ValueType::bf16, ValueType::f16}) {
+    const auto b = BitmaskMatrix::from_dense(w.data(), 9, 21, vt);
+    auto arrays = b.to_named_arrays("m.weight");
+    const auto& v = named(arrays, "m.compressed");
+    EXPECT_EQ(v.dtype, vt == ValueType::f16 ? "F16" : "BF16");
+    EXPECT_EQ(v.shape, (std::vector<int64_t>{b.nnz()}));
+    EXPECT_EQ(v.bytes.size(), size_t(b.nnz()) * 2);  // the padding is not written
+    const auto back = BitmaskMatrix::from_named_arrays(arrays, "m");
+    EXPECT_EQ(back.value_type(), vt);
+    EXPECT_EQ(back.values16(), b.values16());
+    EXPECT_EQ(back.bitmask(), b.bitmask());
+    EXPECT_TRUE(back.all_finite());
+    // An infinity among the stored values (exponent all ones in that type's layout) is seen.
+    auto& vb = named(arrays, "m.compressed").bytes;
+    const uint16_t inf = vt == ValueType::f16 ? 0x7C00 : 0x7F80;
+    std::memcpy(vb.data(), &inf, 2);
+    EXPECT_FALSE(BitmaskMatrix::from_named_arrays(arrays, "m").all_finite());
+  }
   EXPECT_EQ(parse_value_type("bf16"), ValueType::bf16);
+  EXPECT_EQ(parse_value_type("f16"), ValueType::f16);
   EXPECT_EQ(parse_value_type("f32"), ValueType::f32);
+  EXPECT_STREQ(to_string(ValueType::f16), "f16");
   EXPECT_THROW(parse_value_type("fp16"), std::invalid_argument);
+  // A bf16 value that is a large finite number is an infinity when read as f16, and the other way.
+  EXPECT_TRUE(std::isinf(from_half(ValueType::f16, 0x7C00)));
+  EXPECT_FALSE(std::isinf(from_half(ValueType::bf16, 0x7C00)));
 }
 
 TEST(SparseBitmask, InconsistentNamedArraysAreRejected) {
@@ -220,7 +275,10 @@ TEST(SparseBitmask, InconsistentNamedArraysAreRejected) {
   expect_runtime_error([&] { load(broken([](auto& a) { a.erase(a.begin() + 2); })); }, "missing tensor 'layer.bitmask'");
   expect_runtime_error([&] { load(broken([&](auto& a) { a.push_back(a[1]); })); }, "appears twice");
   expect_runtime_error([&] { load(broken([&](auto& a) { named(a, "layer.compressed").bytes.pop_back(); })); }, "bytes");
-  expect_runtime_error([&] { load(broken([&](auto& a) { named(a, "layer.compressed").dtype = "F16"; })); }, "dtype");
+  expect_runtime_error([&] { load(broken([&](auto& a) { named(a, "layer.compressed").dtype = "F64"; })); }, "dtype");
+  // Same bytes per element as F32, but not a value type.
+  expect_runtime_error([&] { load(broken([&](auto& a) { named(a, "layer.compressed").dtype = "I32"; })); },
+                       "expected F32, BF16 or F16 values, got I32");
   expect_runtime_error(
       [&] {
         load(broken([&](auto& a) {
@@ -269,26 +327,27 @@ TEST(SparseNM, RoundTripKeepsExactlyMMinusNPerGroup) {
 // bf16 values: same positions, values rounded, half the value bytes; BF16 named arrays.
 TEST(SparseNMBf16, RoundTripAndNamedArrays) {
   uint32_t seed = 60;
+  for (ValueType vt : {ValueType::bf16, ValueType::f16})
   for (auto [n, m] : {std::pair<int, int>{2, 4}, {4, 8}, {1, 2}})
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 16}, {7, 48}, {3, 144}}) {
       const auto w = random_nm(rows, cols, n, m, seed++);
       const auto f = NMMatrix::from_dense(w.data(), rows, cols, n, m);
-      const auto t = NMMatrix::from_dense(w.data(), rows, cols, n, m, ValueType::bf16);
-      EXPECT_EQ(t.value_type(), ValueType::bf16);
+      const auto t = NMMatrix::from_dense(w.data(), rows, cols, n, m, vt);
+      EXPECT_EQ(t.value_type(), vt);
       EXPECT_EQ(t.positions(), f.positions());
       EXPECT_TRUE(t.values().empty());
-      ASSERT_EQ(t.values_bf16().size(), f.values().size() + size_t(kBf16Pad));
-      for (size_t i = 0; i < f.values().size(); ++i) ASSERT_EQ(t.values_bf16()[i], to_bf16(f.values()[i]));
+      ASSERT_EQ(t.values16().size(), f.values().size() + size_t(kHalfPad));
+      for (size_t i = 0; i < f.values().size(); ++i) ASSERT_EQ(t.values16()[i], to_half(vt, f.values()[i]));
       EXPECT_EQ(t.bytes(), f.values().size() * 2 + t.positions().size());
       std::vector<float> back(w.size(), -1.0f);
       t.to_dense(back.data());
-      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], from_bf16(to_bf16(w[i]))) << i;
+      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], round_half(vt, w[i])) << i;
       auto arrays = t.to_named_arrays("l.weight");
-      EXPECT_EQ(named(arrays, "l.compressed").dtype, "BF16");
+      EXPECT_EQ(named(arrays, "l.compressed").dtype, vt == ValueType::f16 ? "F16" : "BF16");
       EXPECT_EQ(named(arrays, "l.compressed").bytes.size(), f.values().size() * 2);
       const auto again = NMMatrix::from_named_arrays(arrays, "l", n, m);
-      EXPECT_EQ(again.value_type(), ValueType::bf16);
-      EXPECT_EQ(again.values_bf16(), t.values_bf16());
+      EXPECT_EQ(again.value_type(), vt);
+      EXPECT_EQ(again.values16(), t.values16());
       EXPECT_EQ(again.positions(), t.positions());
     }
 }

@@ -90,7 +90,7 @@ TEST_F(SparseKernels, BitmaskMatchesReference) {
   const std::pair<int64_t, int64_t> shapes[] = {{7, 13}, {33, 96}, {5, 8}, {3, 1}, {17, 130}, {40, 300},
                                                 {9, 64}, {6, 97}, {4, 1000}};
   uint32_t seed = 1;
-  for (ValueType vt : {ValueType::f32, ValueType::bf16})
+  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16})
   for (Isa isa : isas()) {
     set_max_isa(isa);
     ASSERT_EQ(active_isa(), isa);
@@ -118,7 +118,7 @@ TEST_F(SparseKernels, BitmaskMatchesReference) {
 TEST_F(SparseKernels, NMMatchesReference) {
   const std::pair<int, int> patterns[] = {{2, 4}, {1, 4}, {3, 4}, {4, 8}, {1, 2}};
   uint32_t seed = 100;
-  for (ValueType vt : {ValueType::f32, ValueType::bf16})
+  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16})
   for (Isa isa : isas()) {
     set_max_isa(isa);
     for (auto [n, m] : patterns)

@@ -100,9 +100,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--format", f->format, "auto (bitmask for --sparsity, nm for --pattern), bitmask or nm")
       ->check(CLI::IsMember({"auto", "bitmask", "nm"}));
   cmd->add_option("--dtype", f->dtype,
-                  "sparse value storage: f32, or bf16 (weights rounded to bfloat16, fp32 accumulation; the dense "
-                  "baseline stays fp32)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                  "sparse value storage: f32, bf16 or f16 (weights rounded to bfloat16 or IEEE half, fp32 "
+                  "accumulation; the dense baseline stays fp32)")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->add_option("--repeats", f->repeats, "timed repeats of each (0 = as many as fit --min-time, at least 10)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-time", f->min_time, "seconds of timed repeats when --repeats is 0")->check(CLI::NonNegativeNumber);
@@ -229,7 +229,7 @@ void register_bench(CLI::App& app) {
     for (size_t i = 0; i < round_speedup.size(); ++i) round_speedup[i] = t_dense[i] / t_sp[i];
     const double speedup_p10 = quantile(round_speedup, 0.1), speedup_p90 = quantile(round_speedup, 0.9);
     const double load = load_average();
-    const std::string fmt = std::string(use_nm ? "nm" : "bitmask") + (values == sparse::ValueType::bf16 ? "-bf16" : "");
+    const std::string fmt = std::string(use_nm ? "nm" : "bitmask") + (values == sparse::ValueType::f32 ? "" : std::string("-") + sparse::to_string(values));
     const std::string cold_note =
         copies > 1 ? ", cold: " + std::to_string(copies) + " copies of W, " + std::to_string(int64_t(working_set / 1e6)) +
                          " MB (last-level cache " + std::to_string(int64_t(llc / 1048576.0)) + " MiB)"

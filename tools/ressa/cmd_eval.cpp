@@ -49,7 +49,7 @@ void register_eval(CLI::App& app) {
     lo.release_dense = !f->dense_kernels;
     auto lm = model::load_model(f->model, rt.device, lo);
     int64_t sparse_layers = 0;
-    std::string values;  // storage of the compressed layers' values: f32 or bf16 (rounded weights)
+    std::string values;  // storage of the compressed layers' values: f32, bf16 or f16
     for (auto& [name, lin] : lm.model->linears()) {
       if (lin->sparse && values.empty())
         values = sparse::to_string(std::visit([](const auto& m) { return m.value_type(); }, lin->sparse->matrix));
@@ -57,7 +57,7 @@ void register_eval(CLI::App& app) {
       sparse_layers += lin->sparse != nullptr;
     }
     if (!lm.compression.empty())
-      info("compressed model (" + lm.compression + (values == "bf16" ? ", bf16 values" : "") + "): " +
+      info("compressed model (" + lm.compression + (values.empty() || values == "f32" ? std::string() : ", " + values + " values") + "): " +
            std::to_string(sparse_layers) + " of " +
            std::to_string(lm.compressed_layers.size()) + " compressed Linear layers run through the sparse kernels (" +
            sparse::to_string(sparse::active_isa()) + ")");

@@ -26,9 +26,10 @@ void register_export(CLI::App& app) {
   cmd->add_option("--pattern", f->pattern,
                   "N:M for --format nm (N zeros in every M weights; default: the model's prune.json pattern, else 2:4)");
   cmd->add_option("--dtype", f->dtype,
-                  "value storage: f32 (exact, default) or bf16 (kept weights rounded to bfloat16: half their "
-                  "bytes, faster kernels; the model changes slightly)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                  "value storage: f32 (exact, default), bf16 or f16 (kept weights rounded to bfloat16 or IEEE "
+                  "half: half their bytes, faster kernels; the model changes slightly, except that f16 is exact "
+                  "for a model whose weights came from an fp16 checkpoint)")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->add_option("--out", f->out, "compressed model directory to write")->required();
   cmd->add_option("--json", f->json_path, "write the results as one JSON object to this path");
   cmd->callback([f] {
@@ -68,7 +69,7 @@ void register_export(CLI::App& app) {
                   "dense F32 (%.2f MB); compressed layers %.1f%% of their dense size",
                   f->out.c_str(), f->format.c_str(),
                   o.format == model::SparseFormat::NM ? (" " + std::to_string(o.n) + ":" + std::to_string(o.m)).c_str() : "",
-                  o.values == sparse::ValueType::bf16 ? ", bf16 values" : "",
+                  o.values == sparse::ValueType::f32 ? "" : (std::string(", ") + sparse::to_string(o.values) + " values").c_str(),
                   rep.compressed.size(), rep.dense.size(), rep.file_bytes / 1e6, 100 * ratio, rep.dense_tensor_bytes / 1e6,
                   100 * layer_ratio);
     std::cout << line << "\n";

@@ -78,7 +78,7 @@ struct Compression {
   SparseFormat format = SparseFormat::Bitmask;
   int n = 0, m = 0;
   std::vector<std::string> targets;  // Linear names (no ".weight")
-  std::string values;                // ressa_sparse.values ("f32", "bf16"; "" when not recorded)
+  std::string values;                // ressa_sparse.values ("f32", "bf16", "f16"; "" when not recorded)
 };
 
 // Reads the compression record of <dir>/config.json; nullopt for a dense checkpoint.
@@ -126,8 +126,8 @@ std::optional<Compression> read_compression(const std::string& dir) {
   }
   if (j.contains("ressa_sparse") && j["ressa_sparse"].is_object() && j["ressa_sparse"].contains("values")) {
     const auto& v = j["ressa_sparse"]["values"];
-    RESSA_CHECK(v.is_string() && (v == "f32" || v == "bf16"), "[load_model] ", path,
-                ": ressa_sparse.values must be \"f32\" or \"bf16\", got ", v.dump());
+    RESSA_CHECK(v.is_string() && (v == "f32" || v == "bf16" || v == "f16"), "[load_model] ", path,
+                ": ressa_sparse.values must be \"f32\", \"bf16\" or \"f16\", got ", v.dump());
     c.values = v.get<std::string>();
   }
   RESSA_CHECK(sc.contains("targets") && sc["targets"].is_array(), where, ".sparsity_config.targets must be a list of Linear names");
@@ -348,6 +348,17 @@ void save_model(const std::string& dir, Llava& model, const std::map<std::string
   else if (fs::exists(mask_path)) fs::remove(mask_path);
 }
 
+namespace {
+// The source weights are finite (load_model checks), so a non-finite stored value is one that
+// overflowed the value type (f16 stops at 65504): an error naming the layer, before writing.
+template <class Matrix>
+void check_values_fit(const Matrix& mat, const std::string& layer, sparse::ValueType values) {
+  if (!mat.all_finite())
+    fail_arg("[export] layer ", layer, ": a kept weight is beyond what --dtype ", sparse::to_string(values),
+             " holds (f16: |w| <= 65504); export it with --dtype f32 or bf16");
+}
+}  // namespace
+
 ExportReport export_compressed(const std::string& model_dir, const std::string& out_dir, const ExportOptions& o) {
   const bool nm = o.format == SparseFormat::NM;
   if (nm)
@@ -387,10 +398,12 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
         fail_arg("[export] --format nm: layer ", name, " [", rows, ", ", cols, "] is not ", o.n, ":", o.m,
                  " sparse (", e.what(), "); export it with --format bitmask, or prune with --pattern ", o.n, ":", o.m);
       }
+      check_values_fit(mat, name, o.values);
       arrays[name + ".weight"] = mat.to_named_arrays(name + ".weight");
     } else {
-      arrays[name + ".weight"] =
-          sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.values).to_named_arrays(name + ".weight");
+      const auto mat = sparse::BitmaskMatrix::from_dense(w.data_ptr<float>(), rows, cols, o.values);
+      check_values_fit(mat, name, o.values);
+      arrays[name + ".weight"] = mat.to_named_arrays(name + ".weight");
     }
     rep.compressed.push_back(name);
     rep.compressed_dense_bytes += static_cast<uint64_t>(w.numel()) * 4;

@@ -60,8 +60,9 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
 struct ExportOptions {
   SparseFormat format = SparseFormat::Bitmask;  // storage for the pruned Linear weights
   int n = 2, m = 4;                             // NM only: n zeros in every group of m
-  // bf16 rounds the stored weights to bfloat16 (half their bytes; the model changes slightly),
-  // f32 keeps them exact.
+  // bf16 / f16 round the stored weights to bfloat16 / IEEE half (half their bytes; the model
+  // changes slightly, except that f16 keeps the weights of an fp16 checkpoint exact), f32 keeps
+  // them exact.
   sparse::ValueType values = sparse::ValueType::f32;
 };
 

@@ -91,40 +91,51 @@ void check_padding(const uint8_t* row, int64_t cols, int64_t r, const char* fn) 
     fail("[", fn, "] bitmask row ", r, " has padding bits set past column ", cols - 1);
 }
 
-// Value storage shared by both formats: fp32 values in f32, or bf16 ones in bf16 followed by
-// kBf16Pad zeros (f32 then empty); which one is non-empty gives the matrix's value type.
+// Value storage shared by both formats: fp32 values in f32, or 16-bit ones (bf16 or f16, per the
+// matrix's ValueType) in half followed by kHalfPad zeros (f32 then empty).
 
-// Keeps f32 as it is, or rounds it into bf16 and releases it.
-void store_values(ValueType t, std::vector<float>& f32, std::vector<uint16_t>& bf16) {
-  if (t != ValueType::bf16) return;
-  bf16.assign(f32.size() + size_t(kBf16Pad), 0);
-  for (size_t i = 0; i < f32.size(); ++i) bf16[i] = to_bf16(f32[i]);
+// Keeps f32 as it is, or rounds it into half and releases it.
+void store_values(ValueType t, std::vector<float>& f32, std::vector<uint16_t>& half) {
+  if (t == ValueType::f32) return;
+  half.assign(f32.size() + size_t(kHalfPad), 0);
+  for (size_t i = 0; i < f32.size(); ++i) half[i] = t == ValueType::f16 ? to_f16(f32[i]) : to_bf16(f32[i]);
   f32 = {};
 }
 
-// Whether every stored value is finite (bf16: an exponent of all ones is Inf or NaN).
-bool values_finite(const std::vector<float>& f32, const std::vector<uint16_t>& bf16) {
+// Whether every stored value is finite (16-bit: an exponent of all ones is Inf or NaN).
+bool values_finite(ValueType t, const std::vector<float>& f32, const std::vector<uint16_t>& half) {
   for (float v : f32)
     if (!std::isfinite(v)) return false;
-  for (uint16_t h : bf16)
-    if ((h & 0x7F80u) == 0x7F80u) return false;
+  const uint16_t exp = t == ValueType::f16 ? 0x7C00u : 0x7F80u;
+  for (uint16_t h : half)
+    if ((h & exp) == exp) return false;
   return true;
 }
 
-// The ".compressed" tensor of shape holding the stored values (F32, or BF16 without the padding).
-NamedArray values_array(const std::string& name, const std::vector<int64_t>& shape,
-                        const std::vector<float>& f32, const std::vector<uint16_t>& bf16) {
-  size_t numel = 1;
-  for (int64_t d : shape) numel *= size_t(d);
-  return bf16.empty() ? make_array(name, "F32", shape, f32.data(), numel * 4)
-                      : make_array(name, "BF16", shape, bf16.data(), numel * 2);
+const char* dtype_name(ValueType t) { return t == ValueType::f16 ? "F16" : t == ValueType::bf16 ? "BF16" : "F32"; }
+
+// The value type a ".compressed" tensor's dtype stores; fails for other dtypes.
+ValueType value_type_of(const NamedArray& a, const char* fn) {
+  if (a.dtype == "F32") return ValueType::f32;
+  if (a.dtype == "BF16") return ValueType::bf16;
+  if (a.dtype == "F16") return ValueType::f16;
+  fail("[", fn, "] tensor '", a.name, "': expected F32, BF16 or F16 values, got ", a.dtype, " ", shape_str(a.shape));
 }
 
-// Copies a checked F32 or BF16 ".compressed" tensor into the storage above.
-void read_values(const NamedArray& a, std::vector<float>& f32, std::vector<uint16_t>& bf16) {
-  if (a.dtype == "BF16") {
-    bf16.assign(a.bytes.size() / 2 + size_t(kBf16Pad), 0);
-    std::memcpy(bf16.data(), a.bytes.data(), a.bytes.size());
+// The ".compressed" tensor of shape holding the stored values (F32, or BF16/F16 without the padding).
+NamedArray values_array(const std::string& name, const std::vector<int64_t>& shape, ValueType t,
+                        const std::vector<float>& f32, const std::vector<uint16_t>& half) {
+  size_t numel = 1;
+  for (int64_t d : shape) numel *= size_t(d);
+  return t == ValueType::f32 ? make_array(name, "F32", shape, f32.data(), numel * 4)
+                             : make_array(name, dtype_name(t), shape, half.data(), numel * 2);
+}
+
+// Copies a checked F32, BF16 or F16 ".compressed" tensor into the storage above.
+void read_values(const NamedArray& a, ValueType t, std::vector<float>& f32, std::vector<uint16_t>& half) {
+  if (t != ValueType::f32) {
+    half.assign(a.bytes.size() / 2 + size_t(kHalfPad), 0);
+    std::memcpy(half.data(), a.bytes.data(), a.bytes.size());
   } else {
     f32.resize(a.bytes.size() / 4);
     std::memcpy(f32.data(), a.bytes.data(), a.bytes.size());
@@ -147,17 +158,18 @@ void check_nm(int n, int m, const char* fn) {
 size_t dtype_size(const std::string& dtype) {
   if (dtype == "F32" || dtype == "I32") return 4;
   if (dtype == "I64") return 8;
-  if (dtype == "BF16") return 2;
+  if (dtype == "BF16" || dtype == "F16") return 2;
   if (dtype == "U8") return 1;
-  fail_arg("[dtype_size] unsupported dtype '", dtype, "' (expected F32, BF16, U8, I32 or I64)");
+  fail_arg("[dtype_size] unsupported dtype '", dtype, "' (expected F32, BF16, F16, U8, I32 or I64)");
 }
 
-const char* to_string(ValueType t) { return t == ValueType::bf16 ? "bf16" : "f32"; }
+const char* to_string(ValueType t) { return t == ValueType::bf16 ? "bf16" : t == ValueType::f16 ? "f16" : "f32"; }
 
 ValueType parse_value_type(const std::string& s) {
   if (s == "f32") return ValueType::f32;
   if (s == "bf16") return ValueType::bf16;
-  fail_arg("unknown value type '", s, "' (expected f32 or bf16)");
+  if (s == "f16") return ValueType::f16;
+  fail_arg("unknown value type '", s, "' (expected f32, bf16 or f16)");
 }
 
 uint16_t to_bf16(float f) {
@@ -170,6 +182,37 @@ uint16_t to_bf16(float f) {
 
 float from_bf16(uint16_t h) {
   const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
+  const uint32_t a = x & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return uint16_t(sign | 0x7E00u | ((a >> 13) & 0x3FFu));  // NaN: quiet, payload kept
+  if (a >= 0x477FF000u) return uint16_t(sign | 0x7C00u);  // >= 65520 (half-way past 65504), or Inf
+  if (a < 0x38800000u) {  // below 2^-14: a multiple of 2^-24 (subnormal half) or zero
+    if (a <= 0x33000000u) return sign;  // <= 2^-25: rounds to zero (2^-25 itself is a tie, to even 0)
+    const uint32_t mant = (a & 0x7FFFFFu) | 0x800000u;
+    const int shift = 126 - int(a >> 23);  // value = mant * 2^(e - 150); in units of 2^-24: mant >> shift
+    uint32_t q = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal: right
+    return uint16_t(sign | q);
+  }
+  uint32_t h = (a >> 13) - (112u << 10);  // rebias the exponent (127 -> 15), keep 10 mantissa bits
+  const uint32_t rem = a & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
+  return uint16_t(sign | h);
+}
+
+float from_f16(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+  if (e == 0) return std::copysign(std::ldexp(float(m), -24), sign ? -1.0f : 1.0f);  // zero or subnormal
+  const uint32_t u = sign | (e == 31 ? 0x7F800000u | (m << 13) : ((e + 112u) << 23) | (m << 13));
   float f;
   std::memcpy(&f, &u, 4);
   return f;
@@ -198,7 +241,8 @@ BitmaskMatrix BitmaskMatrix::from_dense(const float* w, int64_t rows, int64_t co
     }
     b.row_offsets_[size_t(r + 1)] = int64_t(b.values_.size());
   }
-  store_values(values, b.values_, b.bf16_);
+  store_values(values, b.values_, b.half_);
+  b.vt_ = values;
   return b;
 }
 
@@ -209,13 +253,13 @@ void BitmaskMatrix::to_dense(float* out) const {
     int64_t j = row_offsets_[size_t(r)];
     for (int64_t c = 0; c < cols_; ++c)
       o[c] = (mr[c >> 3] >> (c & 7)) & 1
-                 ? (value_type() == ValueType::bf16 ? from_bf16(bf16_[size_t(j++)]) : values_[size_t(j++)])
+                 ? (vt_ != ValueType::f32 ? from_half(vt_, half_[size_t(j++)]) : values_[size_t(j++)])
                  : 0.0f;
   }
 }
 
 size_t BitmaskMatrix::bytes() const {
-  const size_t value_bytes = value_type() == ValueType::bf16 ? 2 : 4;
+  const size_t value_bytes = vt_ == ValueType::f32 ? 4 : 2;
   return size_t(nnz()) * value_bytes + bitmask_.size() + row_offsets_.size() * sizeof(int64_t);
 }
 
@@ -224,7 +268,7 @@ std::vector<NamedArray> BitmaskMatrix::to_named_arrays(const std::string& prefix
   const int64_t shape[2] = {rows_, cols_};
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2}, shape, sizeof(shape)));
-  out.push_back(values_array(p + ".compressed", {nnz()}, values_, bf16_));
+  out.push_back(values_array(p + ".compressed", {nnz()}, vt_, values_, half_));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, mask_stride()}, bitmask_.data(),
                            bitmask_.size()));
   out.push_back(make_array(p + ".row_offsets", "I64", {rows_}, row_offsets_.data(),
@@ -243,8 +287,9 @@ BitmaskMatrix BitmaskMatrix::from_named_arrays(const std::vector<NamedArray>& ar
   BitmaskMatrix b;
   b.rows_ = rows, b.cols_ = cols;
   expect(mask, "U8", {rows, b.mask_stride()}, fn);
-  if ((values.dtype != "F32" && values.dtype != "BF16") || values.shape.size() != 1)
-    fail("[", fn, "] tensor '", values.name, "': expected F32 or BF16 [nnz], got ", values.dtype, " ",
+  b.vt_ = value_type_of(values, fn);
+  if (values.shape.size() != 1)
+    fail("[", fn, "] tensor '", values.name, "': expected [nnz] values, got ", values.dtype, " ",
          shape_str(values.shape));
   const bool with_end = offs.shape == std::vector<int64_t>{rows + 1};
   if (!with_end) expect(offs, "I64", {rows}, fn);
@@ -269,7 +314,7 @@ BitmaskMatrix BitmaskMatrix::from_named_arrays(const std::vector<NamedArray>& ar
   if (values.shape[0] != b.row_offsets_.back())
     fail("[", fn, "] tensor '", values.name, "' has ", values.shape[0],
          " values but the bitmask keeps ", b.row_offsets_.back());
-  read_values(values, b.values_, b.bf16_);
+  read_values(values, b.vt_, b.values_, b.half_);
   return b;
 }
 
@@ -318,23 +363,23 @@ NMMatrix NMMatrix::from_dense(const float* w, int64_t rows, int64_t cols, int n,
       }
     }
   }
-  store_values(values, t.values_, t.bf16_);
+  store_values(values, t.values_, t.half_);
+  t.vt_ = values;
   return t;
 }
 
 void NMMatrix::to_dense(float* out) const {
   const int k = kept_per_group();
   std::fill(out, out + rows_ * cols_, 0.0f);
-  const bool bf16 = value_type() == ValueType::bf16;
   for (int64_t r = 0; r < rows_; ++r)
     for (int64_t j = 0; j < values_per_row(); ++j) {
       const size_t i = size_t(r * values_per_row() + j);
-      out[r * cols_ + (j / k) * m_ + position(r, j)] = bf16 ? from_bf16(bf16_[i]) : values_[i];
+      out[r * cols_ + (j / k) * m_ + position(r, j)] = vt_ != ValueType::f32 ? from_half(vt_, half_[i]) : values_[i];
     }
 }
 
 size_t NMMatrix::bytes() const {
-  return size_t(rows_ * values_per_row()) * (value_type() == ValueType::bf16 ? 2 : 4) + positions_.size();
+  return size_t(rows_ * values_per_row()) * (vt_ == ValueType::f32 ? 4 : 2) + positions_.size();
 }
 
 std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) const {
@@ -350,7 +395,7 @@ std::vector<NamedArray> NMMatrix::to_named_arrays(const std::string& prefix) con
     }
   std::vector<NamedArray> out;
   out.push_back(make_array(p + ".shape", "I64", {2, 1}, shape, sizeof(shape)));
-  out.push_back(values_array(p + ".compressed", {rows_, values_per_row()}, values_, bf16_));
+  out.push_back(values_array(p + ".compressed", {rows_, values_per_row()}, vt_, values_, half_));
   out.push_back(make_array(p + ".bitmask", "U8", {rows_, stride}, mask.data(), mask.size()));
   return out;
 }
@@ -368,9 +413,10 @@ NMMatrix NMMatrix::from_named_arrays(const std::vector<NamedArray>& arrays,
   const int64_t stride = (cols + 7) / 8;
   const NamedArray& values = find_array(arrays, p + ".compressed", fn);
   const NamedArray& mask = find_array(arrays, p + ".bitmask", fn);
-  expect(values, values.dtype == "BF16" ? "BF16" : "F32", {rows, t.values_per_row()}, fn);
+  t.vt_ = value_type_of(values, fn);
+  expect(values, dtype_name(t.vt_), {rows, t.values_per_row()}, fn);
   expect(mask, "U8", {rows, stride}, fn);
-  read_values(values, t.values_, t.bf16_);
+  read_values(values, t.vt_, t.values_, t.half_);
   t.positions_.assign(size_t(rows * t.pos_stride()), 0);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* mr = mask.bytes.data() + r * stride;
@@ -396,7 +442,7 @@ NMMatrix NMMatrix::from_named_arrays(const std::vector<NamedArray>& arrays,
   return t;
 }
 
-bool BitmaskMatrix::all_finite() const { return values_finite(values_, bf16_); }
-bool NMMatrix::all_finite() const { return values_finite(values_, bf16_); }
+bool BitmaskMatrix::all_finite() const { return values_finite(vt_, values_, half_); }
+bool NMMatrix::all_finite() const { return values_finite(vt_, values_, half_); }
 
 }  // namespace ressa::sparse

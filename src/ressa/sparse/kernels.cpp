@@ -8,7 +8,8 @@
 //   index   (all ISAs, any format, larger batch): decode a row's kept column indices, then per
 //           kept weight broadcast it and FMA with x^T[col, 0:batch] (x transposed once per
 //           call), so work scales with nnz instead of cols.
-// bf16 values (ValueType::bf16) are widened to fp32 in registers (direct kernels; the AVX-512
+// 16-bit values (ValueType::bf16: a shift; ValueType::f16: F16C's vcvtph2ps) are widened to
+// fp32 in registers (direct kernels; the AVX-512
 // bitmask one expands 32 at a time with vpexpandw) or per row into a buffer (index kernel); all
 // arithmetic is fp32.
 #include "ressa/sparse/kernels.h"
@@ -36,9 +37,9 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-#define RESSA_AVX2 __attribute__((target("avx2,fma,popcnt,bmi,bmi2")))
-#define RESSA_AVX512 __attribute__((target("avx512f,avx2,fma,popcnt,bmi,bmi2")))
-#define RESSA_AVX512_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vbmi2,avx2,fma,popcnt,bmi,bmi2")))
+#define RESSA_AVX2 __attribute__((target("avx2,fma,f16c,popcnt,bmi,bmi2")))
+#define RESSA_AVX512 __attribute__((target("avx512f,avx2,fma,f16c,popcnt,bmi,bmi2")))
+#define RESSA_AVX512_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vbmi2,avx2,fma,f16c,popcnt,bmi,bmi2")))
 #define RESSA_INLINE inline __attribute__((always_inline))
 
 namespace ressa::sparse {
@@ -50,14 +51,15 @@ std::atomic<int> g_max_isa{int(Isa::avx512)};
 
 Isa detect() {
   __builtin_cpu_init();
+  // F16C (fp16 values) came with or before AVX2 on every x86 CPU; checked all the same.
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") &&
-                    __builtin_cpu_supports("bmi2");
+                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt") &&
+                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
   if (avx2 && __builtin_cpu_supports("avx512f")) return Isa::avx512;
   return avx2 ? Isa::avx2 : Isa::scalar;
 }
 
-// vpexpandw (the bf16-value bitmask kernel) is AVX512_VBMI2 (Ice Lake and later, Zen 4).
+// vpexpandw (the 16-bit-value bitmask kernels) is AVX512_VBMI2 (Ice Lake and later, Zen 4).
 bool has_vbmi2() {
   static const bool yes = [] {
     __builtin_cpu_init();
@@ -210,7 +212,7 @@ constexpr int64_t kPrefetchFloats = 1024;
 struct DirectRows {
   const uint8_t* meta[kRows];     // bitmask rows or 2:4 position rows
   const float* vals[kRows];       // their values (fp32 formats)
-  const uint16_t* vals16[kRows];  // their values (bf16 formats)
+  const uint16_t* vals16[kRows];  // their values (16-bit formats)
 };
 
 // ---- scalar -------------------------------------------------------------------------------
@@ -236,29 +238,47 @@ void index_row_scalar(const float* v, const int32_t* idx, int64_t nnz, const flo
   }
 }
 
-// bf16 bits -> fp32 (the low 16 bits of the fp32 pattern are zero).
-RESSA_INLINE void widen_bf16_scalar(const uint16_t* v, int64_t n, float* out) {
-  for (int64_t j = 0; j < n; ++j) {
-    const uint32_t u = uint32_t(v[j]) << 16;
-    std::memcpy(out + j, &u, 4);
-  }
+// Which 16-bit value type a kernel widens (template tags; the pointer is uint16_t for both).
+struct Bf16 {};
+struct F16 {};
+template <class V>
+using Stored = std::conditional_t<std::is_same_v<V, float>, float, uint16_t>;
+
+// 16-bit bits -> fp32: bf16 is the high half of the fp32 pattern; f16 per IEEE (formats.h).
+RESSA_INLINE void widen_half_scalar(ValueType t, const uint16_t* v, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = from_half(t, v[j]);
 }
 
 // ---- AVX2 ---------------------------------------------------------------------------------
 
-RESSA_AVX2 void widen_bf16_avx2(const uint16_t* v, int64_t n, float* out) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-  widen_bf16_scalar(v + j, n - j, out + j);
+// 8 16-bit values at v as fp32.
+template <class V>
+RESSA_AVX2 RESSA_INLINE __m256 widen8(const uint16_t* v) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
+  if constexpr (std::is_same_v<V, F16>) return _mm256_cvtph_ps(h);
+  else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-// n bf16 values widened into out (the index kernel's per-row buffer).
-void widen_bf16(Isa isa, const uint16_t* v, int64_t n, float* out) {
-  if (isa == Isa::scalar) widen_bf16_scalar(v, n, out);
-  else widen_bf16_avx2(v, n, out);
+template <class V>
+RESSA_AVX2 void widen_half_avx2(const uint16_t* v, int64_t n, float* out) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, widen8<V>(v + j));
+  widen_half_scalar(std::is_same_v<V, F16> ? ValueType::f16 : ValueType::bf16, v + j, n - j, out + j);
+}
+
+RESSA_AVX512 void widen_f16_avx512(const uint16_t* v, int64_t n, float* out) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    _mm512_storeu_ps(out + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + j))));
+  widen_half_avx2<F16>(v + j, n - j, out + j);
+}
+
+// n 16-bit values of type t widened into out (the index kernel's per-row buffer).
+void widen_half(Isa isa, ValueType t, const uint16_t* v, int64_t n, float* out) {
+  if (isa == Isa::scalar) widen_half_scalar(t, v, n, out);
+  else if (t == ValueType::f16 && isa == Isa::avx512) widen_f16_avx512(v, n, out);
+  else if (t == ValueType::f16) widen_half_avx2<F16>(v, n, out);
+  else widen_half_avx2<Bf16>(v, n, out);
 }
 
 RESSA_AVX2 int64_t decode_bitmask_avx2(const uint8_t* mrow, int64_t cols, int32_t* idx) {
@@ -296,21 +316,17 @@ RESSA_AVX2 RESSA_INLINE float hsum256(__m256 a) {
 
 // The 8 weights of a bitmask chunk (mask byte m) as a dense vector; v advances past its values.
 // Exact reads only popcnt(m) values; otherwise 8 (the caller checked that they exist).
-// bf16 values: 8 are widened (the format pads its values so that the load may run past them).
-template <bool Exact>
-RESSA_AVX2 RESSA_INLINE __m256 load8(const float* v, int pc) {
-  return Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
-}
-template <bool>
-RESSA_AVX2 RESSA_INLINE __m256 load8(const uint16_t* v, int) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+// 16-bit values: 8 are widened (the format pads its values so that the load may run past them).
+template <bool Exact, class V>
+RESSA_AVX2 RESSA_INLINE __m256 load8(const Stored<V>* v, int pc) {
+  if constexpr (std::is_same_v<V, float>) return Exact ? _mm256_maskload_ps(v, pre(pc)) : _mm256_loadu_ps(v);
+  else return widen8<V>(v);
 }
 template <bool Exact, class V>
-RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const V*& v) {
+RESSA_AVX2 RESSA_INLINE __m256 expand8(unsigned m, const Stored<V>*& v) {
   const int pc = __builtin_popcount(m);
   const ExpandEntry& e = kLut.expand[m];
-  const __m256 raw = load8<Exact>(v, pc);
+  const __m256 raw = load8<Exact, V>(v, pc);
   v += pc;
   return _mm256_and_ps(_mm256_permutevar8x32_ps(raw, _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx))),
                        _mm256_load_ps(reinterpret_cast<const float*>(e.keep)));
@@ -324,7 +340,7 @@ struct BitmaskAvx2T {
   static constexpr int S = R * NB >= 4 ? 1 : 4;  // accumulator sets
   RESSA_AVX2 static void run(const DirectRows& rows, int64_t cols, const float* x, int64_t xs, float* out) {
     __m256 acc[S][R][NB];
-    const V* v[R];
+    const Stored<V>* v[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       if constexpr (std::is_same_v<V, float>) v[i] = rows.vals[i];
@@ -341,7 +357,7 @@ struct BitmaskAvx2T {
         _mm_prefetch(reinterpret_cast<const char*>(v[i]) + 4 * kPrefetchFloats, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
-          const __m256 w = expand8<Exact>(rows.meta[i][c / 8 + k], v[i]);
+          const __m256 w = expand8<Exact, V>(rows.meta[i][c / 8 + k], v[i]);
 #pragma GCC unroll 4
           for (int b = 0; b < NB; ++b)
             acc[k % S][i][b] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + b * xs + c + 8 * k), acc[k % S][i][b]);
@@ -351,7 +367,7 @@ struct BitmaskAvx2T {
       const __m256i xm = pre(cols - c);
 #pragma GCC unroll 4
       for (int i = 0; i < R; ++i) {
-        const __m256 w = expand8<std::is_same_v<V, float>>(rows.meta[i][c / 8], v[i]);
+        const __m256 w = expand8<std::is_same_v<V, float>, V>(rows.meta[i][c / 8], v[i]);
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b)
           acc[0][i][b] = _mm256_fmadd_ps(w, _mm256_maskload_ps(x + b * xs + c, xm), acc[0][i][b]);
@@ -371,7 +387,9 @@ struct BitmaskAvx2T {
 template <int R, int NB, bool Exact>
 using BitmaskAvx2 = BitmaskAvx2T<float, R, NB, Exact>;
 template <int R, int NB, bool Exact>
-using BitmaskBf16Avx2 = BitmaskAvx2T<uint16_t, R, NB, Exact>;
+using BitmaskBf16Avx2 = BitmaskAvx2T<Bf16, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using BitmaskF16Avx2 = BitmaskAvx2T<F16, R, NB, Exact>;
 
 // Direct kernel, 2:4: as above; per 16 columns (4 groups, 8 values, 2 position bytes) x is
 // gathered at the kept positions with two vpermps and a blend.
@@ -404,8 +422,8 @@ struct Nm24Avx2T {
         if constexpr (std::is_same_v<V, float>) {
           const float* v = rows.vals[i] + c / 2;
           w = tail ? _mm256_maskload_ps(v, pre(rem / 2)) : _mm256_loadu_ps(v);
-        } else {  // 8 widened bf16 values (padded storage); a tail zeroes what follows the row
-          w = load8<false>(rows.vals16[i] + c / 2, 8);
+        } else {  // 8 widened 16-bit values (padded storage); a tail zeroes what follows the row
+          w = widen8<V>(rows.vals16[i] + c / 2);
           if (tail) w = _mm256_and_ps(w, _mm256_castsi256_ps(pre(rem / 2)));
         }
 #pragma GCC unroll 4
@@ -426,7 +444,9 @@ struct Nm24Avx2T {
 template <int R, int NB, bool Exact>
 using Nm24Avx2 = Nm24Avx2T<float, R, NB, Exact>;
 template <int R, int NB, bool Exact>
-using Nm24Bf16Avx2 = Nm24Avx2T<uint16_t, R, NB, Exact>;
+using Nm24Bf16Avx2 = Nm24Avx2T<Bf16, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using Nm24F16Avx2 = Nm24Avx2T<F16, R, NB, Exact>;
 
 // out[0:8V] = sum_j v[j] * xt[idx[j], 0:8V]; U independent accumulators hide FMA latency.
 template <int V>
@@ -660,10 +680,11 @@ struct Nm24Avx512T {
           const float* v = rows.vals[i] + c / 2;
           _mm_prefetch(reinterpret_cast<const char*>(v + R * cols / 2), _MM_HINT_T0);
           w = tail ? _mm512_maskz_loadu_ps(below(rem / 2), v) : _mm512_loadu_ps(v);
-        } else {  // 16 widened bf16 values (padded storage); a tail zeroes what follows the row
+        } else {  // 16 widened 16-bit values (padded storage); a tail zeroes what follows the row
           _mm_prefetch(reinterpret_cast<const char*>(rows.vals16[i] + c / 2 + R * cols / 2), _MM_HINT_T0);
           const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows.vals16[i] + c / 2));
-          w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+          if constexpr (std::is_same_v<V, F16>) w = _mm512_cvtph_ps(h);
+          else w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           if (tail) w = _mm512_maskz_mov_ps(below(rem / 2), w);
         }
 #pragma GCC unroll 4
@@ -681,7 +702,9 @@ struct Nm24Avx512T {
 template <int R, int NB, bool Exact>
 using Nm24Avx512 = Nm24Avx512T<float, R, NB, Exact>;
 template <int R, int NB, bool Exact>
-using Nm24Bf16Avx512 = Nm24Avx512T<uint16_t, R, NB, Exact>;
+using Nm24Bf16Avx512 = Nm24Avx512T<Bf16, R, NB, Exact>;
+template <int R, int NB, bool Exact>
+using Nm24F16Avx512 = Nm24Avx512T<F16, R, NB, Exact>;
 
 template <int V>
 RESSA_AVX512 void index_row_avx512(const float* v, const int32_t* idx, int64_t nnz, const float* xt,
@@ -814,16 +837,16 @@ std::vector<int64_t> split_rows(int64_t rows, int64_t cols, const int64_t* offse
 // Per-format access for the driver: row values, kept column indices, the direct row kernel.
 struct BitmaskSource {
   const BitmaskMatrix& w;
-  bool bf16() const { return w.value_type() == ValueType::bf16; }
+  bool half() const { return w.value_type() != ValueType::f32; }  // 16-bit values
   const int64_t* offsets() const { return w.row_offsets().data(); }
-  const float* values(int64_t r) const { return bf16() ? nullptr : w.values().data() + w.row_offsets()[size_t(r)]; }
+  const float* values(int64_t r) const { return half() ? nullptr : w.values().data() + w.row_offsets()[size_t(r)]; }
   const uint16_t* values16(int64_t r) const {
-    return bf16() ? w.values_bf16().data() + w.row_offsets()[size_t(r)] : nullptr;
+    return half() ? w.values16().data() + w.row_offsets()[size_t(r)] : nullptr;
   }
-  // Row r's values as fp32 (bf16 ones widened into buf, room for cols floats).
+  // Row r's values as fp32 (16-bit ones widened into buf, room for cols floats).
   const float* row_floats(Isa isa, int64_t r, float* buf) const {
-    if (!bf16()) return values(r);
-    widen_bf16(isa, values16(r), w.row_offsets()[size_t(r) + 1] - w.row_offsets()[size_t(r)], buf);
+    if (!half()) return values(r);
+    widen_half(isa, w.value_type(), values16(r), w.row_offsets()[size_t(r) + 1] - w.row_offsets()[size_t(r)], buf);
     return buf;
   }
   const uint8_t* meta(int64_t r) const { return w.bitmask().data() + r * w.mask_stride(); }
@@ -831,15 +854,23 @@ struct BitmaskSource {
   // The bf16 AVX-512 kernel takes x deinterleaved per 32 columns (pair_x); it runs in 0.66 of the
   // fp32 kernel's time at batch 1 and 4 (4096x4096, 70%, one core; docs/kernels.md), so the cost
   // model keeps it direct up to batch 9 at 70% sparsity instead of 5.
-  bool paired_x(Isa isa) const { return bf16() && isa == Isa::avx512 && has_vbmi2(); }
+  bool paired_x(Isa isa) const { return w.value_type() == ValueType::bf16 && isa == Isa::avx512 && has_vbmi2(); }
+  // f16 values with AVX-512: each row's values are widened into a buffer (vcvtph2ps, 16 at a
+  // time) and the fp32 kernel runs on it. Widening inside the kernel, after vpexpandw, ran at
+  // 2.4 cycles per 8 columns from L2 against the fp32 kernel's 1.6 (docs/benchmarks.md
+  // "Session 11"); the buffer stays in L1, memory traffic is still 2 bytes per value.
+  bool widen_first(Isa isa) const { return w.value_type() == ValueType::f16 && isa == Isa::avx512; }
   double direct_scale(Isa isa) const { return paired_x(isa) ? 0.66 : 1.0; }
-  // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact; bf16
+  // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact; 16-bit
   // values are padded instead).
   DirectFn direct(Isa isa, int r, int nb, const float* last_row) const {
     (void)r;  // always 1 (kGroup)
-    if (bf16()) {
+    if (half()) {
+      const bool f16 = w.value_type() == ValueType::f16;
+      if (widen_first(isa)) return direct_fn<BitmaskAvx512, 1>(nb);
       if (paired_x(isa)) return direct_fn<BitmaskBf16Avx512, 1>(nb);
-      return isa == Isa::scalar ? nullptr : direct_fn<BitmaskBf16Avx2, 1>(nb);
+      if (isa == Isa::scalar) return nullptr;
+      return f16 ? direct_fn<BitmaskF16Avx2, 1>(nb) : direct_fn<BitmaskBf16Avx2, 1>(nb);
     }
     if (isa == Isa::avx512) return direct_fn<BitmaskAvx512, 1>(nb);
     if (isa != Isa::avx2) return nullptr;
@@ -855,24 +886,28 @@ struct BitmaskSource {
 
 struct NMSource {
   const NMMatrix& w;
-  bool bf16() const { return w.value_type() == ValueType::bf16; }
+  bool half() const { return w.value_type() != ValueType::f32; }  // 16-bit values
   const int64_t* offsets() const { return nullptr; }
-  const float* values(int64_t r) const { return bf16() ? nullptr : w.values().data() + r * w.values_per_row(); }
+  const float* values(int64_t r) const { return half() ? nullptr : w.values().data() + r * w.values_per_row(); }
   const uint16_t* values16(int64_t r) const {
-    return bf16() ? w.values_bf16().data() + r * w.values_per_row() : nullptr;
+    return half() ? w.values16().data() + r * w.values_per_row() : nullptr;
   }
   const float* row_floats(Isa isa, int64_t r, float* buf) const {
-    if (!bf16()) return values(r);
-    widen_bf16(isa, values16(r), w.values_per_row(), buf);
+    if (!half()) return values(r);
+    widen_half(isa, w.value_type(), values16(r), w.values_per_row(), buf);
     return buf;
   }
   const uint8_t* meta(int64_t r) const { return w.positions().data() + r * w.pos_stride(); }
   static constexpr int kGroup = kRows;
   bool paired_x(Isa) const { return false; }
+  bool widen_first(Isa) const { return false; }
   double direct_scale(Isa) const { return 1.0; }
   DirectFn direct(Isa isa, int r, int nb, const float*) const {
     if (w.n() != 2 || w.m() != 4 || isa == Isa::scalar) return nullptr;
-    if (bf16()) return isa == Isa::avx512 ? direct_fn<Nm24Bf16Avx512>(r, nb) : direct_fn<Nm24Bf16Avx2>(r, nb);
+    if (w.value_type() == ValueType::f16)
+      return isa == Isa::avx512 ? direct_fn<Nm24F16Avx512>(r, nb) : direct_fn<Nm24F16Avx2>(r, nb);
+    if (w.value_type() == ValueType::bf16)
+      return isa == Isa::avx512 ? direct_fn<Nm24Bf16Avx512>(r, nb) : direct_fn<Nm24Bf16Avx2>(r, nb);
     return isa == Isa::avx512 ? direct_fn<Nm24Avx512>(r, nb) : direct_fn<Nm24Avx2>(r, nb);
   }
   int64_t decode(Isa isa, int64_t r, int32_t* idx) const {
@@ -922,7 +957,7 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     if (src.direct(isa, 1, 1, nullptr) &&
         src.direct_scale(isa) * direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
       const int max_nb = kMaxNB[int(isa)];
-      // x as the kernel reads it: as given, or deinterleaved per 32 columns (bf16 AVX-512).
+      // x as the kernel reads it: as given, or deinterleaved per 32 columns (16-bit AVX-512 bitmask).
       const float* xd = xb;
       int64_t xs = cols;
       std::optional<AlignedFloats> paired;
@@ -932,13 +967,16 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
         pair_x(xb, nb, cols, paired->p.get());
         xd = paired->p.get();
       }
+      const bool widen = src.widen_first(isa);
       Pool::get().run(tasks, t, [&](int i) {
         float out[kRows * 4];
+        std::vector<float> wide(widen ? size_t(cols) : 0);  // widen_first: the row's values as fp32
         for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; r += Source::kGroup) {
           const int nr = int(std::min<int64_t>(Source::kGroup, bounds[size_t(i) + 1] - r));
           DirectRows group{};
           for (int j = 0; j < nr; ++j)
             group.meta[j] = src.meta(r + j), group.vals[j] = src.values(r + j), group.vals16[j] = src.values16(r + j);
+          if (widen) group.vals[0] = src.row_floats(isa, r, wide.data()), group.vals16[0] = nullptr;
           for (int64_t bb = 0; bb < nb; bb += max_nb) {
             const int k = int(std::min<int64_t>(max_nb, nb - bb));
             src.direct(isa, nr, k, group.vals[nr - 1])(group, cols, xd + bb * xs, xs, out);
@@ -961,7 +999,7 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     Pool::get().run(tasks, t, [&](int i) {
       alignas(64) float out[64];
       int32_t* id = idx[size_t(i)].data();
-      std::vector<float> vb(src.bf16() ? size_t(cols) : 0);  // bf16 values widened per row
+      std::vector<float> vb(src.half() ? size_t(cols) : 0);  // 16-bit values widened per row
       for (int64_t r = bounds[size_t(i)]; r < bounds[size_t(i) + 1]; ++r) {
         const int64_t n = src.decode(isa, r, id);
         const float* v = src.row_floats(isa, r, vb.data());
