@@ -9,9 +9,9 @@
 //           kept weight broadcast it and FMA with x^T[col, 0:batch] (x transposed once per
 //           call), so work scales with nnz instead of cols.
 // 16-bit values (ValueType::bf16: a shift; ValueType::f16: F16C's vcvtph2ps) are widened to
-// fp32 in registers (direct kernels; the AVX-512
-// bitmask one expands 32 at a time with vpexpandw) or per row into a buffer (index kernel); all
-// arithmetic is fp32.
+// fp32 in registers (direct kernels; the AVX-512 bitmask one expands bf16 32 at a time with
+// vpexpandw) or per row into a buffer (index kernel, and the AVX-512 bitmask path for f16, which
+// then runs the fp32 kernel); all arithmetic is fp32.
 #include "ressa/sparse/kernels.h"
 
 #include <immintrin.h>
