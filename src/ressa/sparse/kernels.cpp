@@ -14,6 +14,7 @@
 // then runs the fp32 kernel); all arithmetic is fp32.
 #include "ressa/sparse/kernels.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -51,10 +52,13 @@ std::atomic<int> g_max_isa{int(Isa::avx512)};
 
 Isa detect() {
   __builtin_cpu_init();
-  // F16C (fp16 values) came with or before AVX2 on every x86 CPU; checked all the same.
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt") &&
-                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  // F16C (fp16 values) came with or before AVX2 on every x86 CPU; checked all the same, with
+  // cpuid (leaf 1, ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c &&
+                    __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") &&
+                    __builtin_cpu_supports("bmi2");
   if (avx2 && __builtin_cpu_supports("avx512f")) return Isa::avx512;
   return avx2 ? Isa::avx2 : Isa::scalar;
 }
