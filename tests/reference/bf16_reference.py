@@ -6,14 +6,11 @@ the bf16 bits being what torch's Tensor.to(torch.bfloat16) gives (round to neare
 even). Read by tests/unit/test_sparse_formats.cpp. Run with Debian's python3-torch:
     /usr/bin/python3 tests/reference/bf16_reference.py
 """
-import os
 import random
-import struct
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "fixtures", "bf16_rounding.txt")
+from rounding_fixture import write_fixture
 
 bits = [
     0x00000000, 0x80000000, 0x3F800000, 0xBF800000,  # zeros, +-1
@@ -25,11 +22,4 @@ bits = [
 ]
 rng = random.Random(7)
 bits += [rng.getrandbits(32) & 0xFFFFFFFF for _ in range(200)]
-bits = [b for b in bits if (b & 0x7FFFFFFF) <= 0x7F800000]  # NaN payloads: checked separately
-
-vals = torch.tensor([struct.unpack("<f", struct.pack("<I", b))[0] for b in bits], dtype=torch.float32)
-out = vals.to(torch.bfloat16).view(torch.int16).tolist()
-with open(OUT, "w") as f:
-    for b, h in zip(bits, out):
-        f.write(f"{b:08x} {h & 0xFFFF:04x}\n")
-print(f"wrote {len(bits)} values to {OUT}")
+write_fixture("bf16_rounding.txt", bits, lambda t: t.to(torch.bfloat16))

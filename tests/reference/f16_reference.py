@@ -7,14 +7,9 @@ infinity; subnormals below 2^-14). Read by tests/unit/test_sparse_formats.cpp. R
 python3-torch:
     /usr/bin/python3 tests/reference/f16_reference.py
 """
-import os
 import random
-import struct
 
-import torch
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "fixtures", "f16_rounding.txt")
+from rounding_fixture import write_fixture
 
 bits = [
     0x00000000, 0x80000000, 0x3F800000, 0xBF800000,  # zeros, +-1
@@ -32,11 +27,4 @@ rng = random.Random(11)
 bits += [rng.getrandbits(32) & 0xFFFFFFFF for _ in range(100)]
 # Weight-like magnitudes (2^-30 .. 2^17), where the interesting roundings are.
 bits += [(rng.getrandbits(1) << 31) | (rng.randint(97, 144) << 23) | rng.getrandbits(23) for _ in range(300)]
-bits = [b for b in bits if (b & 0x7FFFFFFF) <= 0x7F800000]  # NaN payloads: checked separately
-
-vals = torch.tensor([struct.unpack("<f", struct.pack("<I", b))[0] for b in bits], dtype=torch.float32)
-out = vals.half().view(torch.int16).tolist()
-with open(OUT, "w") as f:
-    for b, h in zip(bits, out):
-        f.write(f"{b:08x} {h & 0xFFFF:04x}\n")
-print(f"wrote {len(bits)} values to {OUT}")
+write_fixture("f16_rounding.txt", bits, lambda t: t.half())

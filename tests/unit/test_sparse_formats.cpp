@@ -14,9 +14,18 @@ using namespace ressa::sparse;
 
 namespace {
 
+// (fp32 bits, 16-bit bits) pairs of tests/fixtures/<name> (written by tests/reference/*_reference.py
+// with python3-torch); empty, with a test failure, when the file is missing.
+std::vector<std::pair<uint32_t, uint32_t>> rounding_fixture(const std::string& name) {
+  std::vector<std::pair<uint32_t, uint32_t>> pairs;
+  std::ifstream in(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/" + name);
+  EXPECT_TRUE(in) << "missing tests/fixtures/" << name;
+  for (uint32_t f32 = 0, h = 0; in >> std::hex >> f32 >> h;) pairs.emplace_back(f32, h);
+  return pairs;
+}
+
 // x rounded to the 16-bit value type t and widened back.
-float round_half(ValueType t, float x) { return from_half(t, t == ValueType::f16 ? to_f16(x) : to_bf16(x)); }
-uint16_t to_half(ValueType t, float x) { return t == ValueType::f16 ? to_f16(x) : to_bf16(x); }
+float round_half(ValueType t, float x) { return from_half(t, to_half(t, x)); }
 
 // (rows, cols) with each weight kept with probability density; row 0 all zero and the last
 // row fully dense when rows >= 3, so those edge cases are always present.
@@ -152,10 +161,8 @@ TEST(SparseBitmask, NamedArraysMirrorCompressedTensors) {
 // Rounding matches torch's .to(torch.bfloat16) (fixture written by tests/reference/bf16_reference.py:
 // ties to even, overflow to inf, subnormals, signed zeros, infinities).
 TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
-  std::ifstream in(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/bf16_rounding.txt");
-  ASSERT_TRUE(in) << "missing tests/fixtures/bf16_rounding.txt";
-  int count = 0;
-  for (uint32_t f32 = 0, bf = 0; in >> std::hex >> f32 >> bf; ++count) {
+  const auto pairs = rounding_fixture("bf16_rounding.txt");
+  for (auto [f32, bf] : pairs) {
     float f;
     std::memcpy(&f, &f32, 4);
     EXPECT_EQ(to_bf16(f), bf) << std::hex << "fp32 bits " << f32;
@@ -164,7 +171,7 @@ TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
     std::memcpy(&back, &g, 4);
     EXPECT_EQ(back, bf << 16);
   }
-  EXPECT_GT(count, 200);
+  EXPECT_GT(pairs.size(), 200u);
   EXPECT_TRUE(std::isnan(from_bf16(to_bf16(std::nanf("")))));
   EXPECT_TRUE(std::isnan(from_bf16(to_bf16(-std::nanf("")))));
 }
@@ -172,15 +179,13 @@ TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
 // fp32 -> f16 matches torch's .half() (fixture written by tests/reference/f16_reference.py: ties
 // to even, the overflow tie at 65520, subnormal ties, fp32 subnormals, infinities).
 TEST(SparseF16, RoundingMatchesTorch) {
-  std::ifstream in(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/f16_rounding.txt");
-  ASSERT_TRUE(in) << "missing tests/fixtures/f16_rounding.txt";
-  int count = 0;
-  for (uint32_t f32 = 0, h = 0; in >> std::hex >> f32 >> h; ++count) {
+  const auto pairs = rounding_fixture("f16_rounding.txt");
+  for (auto [f32, h] : pairs) {
     float f;
     std::memcpy(&f, &f32, 4);
     EXPECT_EQ(to_f16(f), h) << std::hex << "fp32 bits " << f32;
   }
-  EXPECT_GT(count, 400);
+  EXPECT_GT(pairs.size(), 400u);
   for (float nan : {std::nanf(""), -std::nanf("")}) {
     EXPECT_TRUE(std::isnan(from_f16(to_f16(nan))));
     EXPECT_EQ(to_f16(nan) & 0x8000, std::signbit(nan) ? 0x8000 : 0);

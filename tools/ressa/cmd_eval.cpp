@@ -52,7 +52,7 @@ void register_eval(CLI::App& app) {
     std::string values;  // storage of the compressed layers' values: f32, bf16 or f16
     for (auto& [name, lin] : lm.model->linears()) {
       if (lin->sparse && values.empty())
-        values = sparse::to_string(std::visit([](const auto& m) { return m.value_type(); }, lin->sparse->matrix));
+        values = sparse::to_string(lin->sparse->value_type());
       if (f->dense_kernels) lin->sparse = nullptr;
       sparse_layers += lin->sparse != nullptr;
     }

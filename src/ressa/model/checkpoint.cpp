@@ -240,7 +240,7 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
     } catch (const std::exception& e) {
       fail("[load_model] ", ckpt.file_of(lname + ".compressed"), ": layer ", lname, ": ", e.what());
     }
-    const std::string stored = sparse::to_string(std::visit([](const auto& m) { return m.value_type(); }, sw->matrix));
+    const std::string stored = sparse::to_string(sw->value_type());
     RESSA_CHECK(comp->values.empty() || comp->values == stored, "[load_model] ", ckpt.file_of(lname + ".compressed"),
                 ": layer ", lname, " stores ", stored, " values but config.json ressa_sparse.values says ", comp->values);
     RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),

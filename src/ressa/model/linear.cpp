@@ -35,6 +35,10 @@ int64_t SparseWeight::cols() const {
   return std::visit([](const auto& m) { return m.cols(); }, matrix);
 }
 
+sparse::ValueType SparseWeight::value_type() const {
+  return std::visit([](const auto& m) { return m.value_type(); }, matrix);
+}
+
 torch::Tensor SparseWeight::to_dense() const {
   auto dense = torch::empty({rows(), cols()}, torch::kFloat32);
   std::visit([&](const auto& m) { m.to_dense(dense.data_ptr<float>()); }, matrix);

@@ -33,7 +33,8 @@ struct SparseWeight {
   int64_t version = -1;
   int64_t rows() const;
   int64_t cols() const;
-  // The dense float [rows, cols] weight (zeros where pruned; bf16 values widened).
+  sparse::ValueType value_type() const;  // how the kept values are stored
+  // The dense float [rows, cols] weight (zeros where pruned; 16-bit values widened).
   torch::Tensor to_dense() const;
 };
 

@@ -98,7 +98,7 @@ void check_padding(const uint8_t* row, int64_t cols, int64_t r, const char* fn) 
 void store_values(ValueType t, std::vector<float>& f32, std::vector<uint16_t>& half) {
   if (t == ValueType::f32) return;
   half.assign(f32.size() + size_t(kHalfPad), 0);
-  for (size_t i = 0; i < f32.size(); ++i) half[i] = t == ValueType::f16 ? to_f16(f32[i]) : to_bf16(f32[i]);
+  for (size_t i = 0; i < f32.size(); ++i) half[i] = to_half(t, f32[i]);
   f32 = {};
 }
 

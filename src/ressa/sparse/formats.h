@@ -35,7 +35,8 @@ float from_bf16(uint16_t h);
 // half (65504) rounds to infinity, below 2^-14 to subnormals or zero; NaN stays NaN.
 uint16_t to_f16(float f);
 float from_f16(uint16_t h);  // exact
-// A stored 16-bit value (t is bf16 or f16) as fp32.
+// fp32 rounded to the 16-bit type t (bf16 or f16), and a stored 16-bit value back to fp32.
+inline uint16_t to_half(ValueType t, float f) { return t == ValueType::f16 ? to_f16(f) : to_bf16(f); }
 inline float from_half(ValueType t, uint16_t h) { return t == ValueType::f16 ? from_f16(h) : from_bf16(h); }
 // Zero entries after 16-bit values in memory (not in files), so that vector loads may run past
 // the last row.

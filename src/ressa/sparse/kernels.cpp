@@ -961,7 +961,7 @@ void matmul(const Source& src, int64_t rows, int64_t cols, double density, const
     if (src.direct(isa, 1, 1, nullptr) &&
         src.direct_scale(isa) * direct_cost(isa, Source::kGroup > 1, nb) <= index_cost(isa, density, nb)) {
       const int max_nb = kMaxNB[int(isa)];
-      // x as the kernel reads it: as given, or deinterleaved per 32 columns (16-bit AVX-512 bitmask).
+      // x as the kernel reads it: as given, or deinterleaved per 32 columns (bf16 AVX-512 bitmask).
       const float* xd = xb;
       int64_t xs = cols;
       std::optional<AlignedFloats> paired;
