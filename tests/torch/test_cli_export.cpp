@@ -246,3 +246,50 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
     EXPECT_LT(j["max_rel_diff"].get<double>(), 2e-3) << pat;
   }
 }
+
+// bench/gemv_bars.py (the acceptance matrix of bench gemv): one JSON per run and pass, and a
+// summary whose "met" counts agree with those runs' speedups and the bars (2.0x batch-1 70%,
+// 1.5x batch-1 2:4, 1.2x batch-16 70%).
+TEST_F(CliExport, GemvBarsCountsWhatItsRunsMeasured) {
+  const fs::path out = g_root / "bars";
+  auto r = ressa::test::run_shell(std::string("python3 ") + RESSA_SOURCE_DIR + "/bench/gemv_bars.py --ressa " +
+                                      RESSA_BINARY + " --shapes 40x72,24x32 --threads 1 --no-cold --passes 2 --min-time 0.01 --out " +
+                                      out.string(),
+                                  g_root);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto summary = read_json(out / "summary.json");
+  ASSERT_EQ(summary["passes"], 2);
+  const auto& configs = summary["configurations"];
+  ASSERT_EQ(configs.size(), 6u);  // 2 shapes x (batch-1 70%, batch-1 2:4, batch-16 70%)
+  int met = 0;
+  for (const auto& c : configs) {
+    const bool nm = c.contains("pattern");
+    const double bar = c["batch"] == 16 ? 1.2 : nm ? 1.5 : 2.0;
+    EXPECT_DOUBLE_EQ(c["bar"].get<double>(), bar);
+    ASSERT_EQ(c["speedups"].size(), 2u);
+    int passes = 0;
+    for (int p = 1; p <= 2; ++p) {
+      const std::string name = "p" + std::to_string(p) + "_" + std::to_string(c["rows"].get<int>()) + "x" +
+                               std::to_string(c["cols"].get<int>()) + "_b" + std::to_string(c["batch"].get<int>()) +
+                               (nm ? "_2of4" : "_0.7") + "_t1_warm.json";
+      const auto run = read_json(out / name);
+      EXPECT_EQ(run["rows"], c["rows"]);
+      EXPECT_EQ(run["batch"], c["batch"]);
+      EXPECT_EQ(run["format"], nm ? "nm" : "bitmask");
+      EXPECT_DOUBLE_EQ(run["speedup"].get<double>(), c["speedups"][size_t(p - 1)].get<double>()) << name;
+      passes += run["speedup"].get<double>() >= bar;
+    }
+    EXPECT_EQ(c["passes_met"], passes);
+    EXPECT_EQ(c["met"], passes == 2);
+    met += passes == 2;
+  }
+  EXPECT_EQ(summary["met"], met);
+  EXPECT_NE(r.out.find(std::to_string(met) + " of 6 configurations met their bar in every pass."), std::string::npos) << r.out;
+  // A malformed --shapes is refused before anything runs.
+  r = ressa::test::run_shell(std::string("python3 ") + RESSA_SOURCE_DIR + "/bench/gemv_bars.py --ressa " + RESSA_BINARY +
+                                 " --shapes 40x --out " + (g_root / "bars_bad").string(),
+                             g_root);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("--shapes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(g_root / "bars_bad" / "summary.json"));
+}
