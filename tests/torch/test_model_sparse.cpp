@@ -16,6 +16,7 @@
 #include "ressa/eval/sparsity.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/model/intraop.h"
+#include "ressa/model/linear.h"
 #include "ressa/sparse/kernels.h"
 #include "ressa/prune/mask.h"
 
@@ -268,6 +269,67 @@ TEST(SparseLinear, FallsBackToDenseWhenItMust) {
   lin->weight.mul_(2);  // in-place change: the compressed copy is stale now
   EXPECT_FALSE(lin->uses_sparse_path(x));
   EXPECT_LT((lin->forward(x) - torch::nn::functional::linear(x, lin->weight, lin->bias)).abs().max().item<double>(), 1e-6);
+}
+
+// Dense inference path (no gradients): row ranges on torch's threads, sgemv at batch 1 and sgemm
+// otherwise, against float64 linear, for ragged row counts, 1-D to 3-D inputs, 1 and 2 threads;
+// with gradients on, or a bias of the wrong length, it steps aside for torch's linear.
+TEST(DenseLinear, InferencePathMatchesFloat64Linear) {
+  const int saved = torch::get_num_threads();
+  torch::manual_seed(3);
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{53, 37}, {301, 512}, {1, 8}})
+    for (int threads : {1, 2})
+      for (const auto& xshape : {std::vector<int64_t>{cols}, {1, cols}, {64, cols}, {3, 5, cols}}) {
+        SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + " threads " + std::to_string(threads) +
+                     " x " + std::to_string(xshape.size()) + "-D, " + std::to_string(xshape.front()));
+        torch::set_num_threads(threads);
+        model::Linear lin(cols, rows, true);
+        auto x = torch::randn(xshape);
+        torch::NoGradGuard ng;
+        auto y = model::dense_inference_linear(x, lin->weight, lin->bias);
+        ASSERT_TRUE(y.defined());
+        auto want = torch::nn::functional::linear(x.to(torch::kFloat64), lin->weight.to(torch::kFloat64),
+                                                  lin->bias.to(torch::kFloat64));
+        ASSERT_EQ(y.sizes(), want.sizes());
+        EXPECT_LT((y.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-5 * (1.0 + want.abs().max().item<double>()));
+        EXPECT_TRUE(torch::equal(lin->forward(x), y));  // what forward() runs without gradients
+        EXPECT_TRUE(torch::allclose(model::dense_inference_linear(x, lin->weight, {}), y - lin->bias, 1e-5, 1e-5));
+      }
+  torch::set_num_threads(saved);
+  model::Linear lin(16, 8, true);
+  auto x = torch::randn({2, 16});
+  EXPECT_FALSE(model::dense_inference_linear(x, lin->weight, lin->bias).defined()) << "gradients are on";
+  auto y = lin->forward(x);
+  EXPECT_TRUE(y.requires_grad());
+  y.sum().backward();
+  EXPECT_TRUE(lin->weight.grad().defined());
+  torch::NoGradGuard ng;
+  EXPECT_FALSE(model::dense_inference_linear(x, lin->weight, torch::zeros({7})).defined()) << "bias of the wrong length";
+  EXPECT_FALSE(model::dense_inference_linear(x.to(torch::kFloat64), lin->weight, lin->bias).defined());
+  EXPECT_FALSE(model::dense_inference_linear(x, lin->weight.t(), lin->bias).defined()) << "weight not contiguous";
+}
+
+// A masked layer without gradients skips weight * mask only while the weight holds the mask's
+// zeros; a replaced mask or weight (a new tensor, its version counter back at 0) or an in-place
+// change is checked again.
+TEST(DenseLinear, MaskedInferenceFollowsTheMask) {
+  torch::manual_seed(4);
+  model::Linear lin(24, 10, true);
+  auto x = torch::randn({3, 24});
+  const auto want = [&] { return torch::nn::functional::linear(x, lin->weight * lin->mask, lin->bias); };
+  torch::NoGradGuard ng;
+  lin->mask = (torch::rand({10, 24}) > 0.5).to(torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "weight not yet masked";
+  lin->weight.mul_(lin->mask);  // in place: the zeros are written now
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6));
+  lin->mask = (torch::rand({10, 24}) > 0.5).to(torch::kFloat32);  // a new mask, version 0
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "new mask";
+  lin->weight = torch::randn({10, 24});  // a new dense weight, version 0
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "new weight";
+  lin->weight.mul_(lin->mask);
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6));
+  lin->weight.add_(1.0);  // in place: nonzero where the mask is 0 again
+  EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "weight changed in place";
 }
 
 // Inference-only loading (ressa eval): compressed layers hold no dense copy and no float mask,

@@ -1,10 +1,13 @@
 // Linear layer with pruning mask, adapters (SparseLoRA / LoRA / masked finetuning) and teacher mode.
 #include "ressa/model/linear.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "ressa/core/error.h"
+#include "ressa/model/intraop.h"
 #include "ressa/sparse/kernels.h"
 
 namespace ressa::model {
@@ -67,6 +70,70 @@ torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const
   return y.view(out_shape);
 }
 
+namespace {
+
+// CBLAS of the library serving torch's BLAS (looked up at run time: ressa links no BLAS itself;
+// null when that library has no CBLAS, e.g. the reference libblas3).
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
+using CblasSgemv = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                            int);
+CblasSgemv cblas_sgemv_fn() {
+  static const auto f = reinterpret_cast<CblasSgemv>(dlsym(RTLD_DEFAULT, "cblas_sgemv"));
+  return f;
+}
+CblasSgemm cblas_sgemm_fn() {
+  static const auto f = reinterpret_cast<CblasSgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+  return f;
+}
+
+// Multiply-adds per thread below which a dense inference product is not split further (the
+// pool's hand-off would cost more than it saves on a small weight).
+constexpr int64_t kMinParallelMacs = 1 << 16;
+
+}  // namespace
+
+torch::Tensor dense_inference_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+  if (at::GradMode::is_enabled() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || w.dim() != 2 ||
+      !w.device().is_cpu() || w.scalar_type() != torch::kFloat32 || !w.is_contiguous() || x.dim() < 1 ||
+      x.size(-1) != w.size(1) || !cblas_sgemv_fn() || !cblas_sgemm_fn() ||
+      (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu() || bias.dim() != 1 ||
+                          bias.size(0) != w.size(0))))
+    return {};
+  const int64_t rows = w.size(0), cols = w.size(1);
+  auto x2 = x.reshape({-1, cols}).contiguous();
+  const int64_t batch = x2.size(0);
+  if (batch == 0 || rows == 0 || cols == 0 || rows > INT32_MAX || cols > INT32_MAX || batch > INT32_MAX) return {};
+  auto y = torch::empty({batch, rows}, x2.options());
+  const float* xp = x2.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const auto product = [&](int64_t r0, int64_t r1) {
+    const int n = int(r1 - r0);
+    if (batch == 1)
+      cblas_sgemv_fn()(kRowMajor, kNoTrans, n, int(cols), 1.0f, wp + r0 * cols, int(cols), xp, 1, 0.0f, yp + r0, 1);
+    else
+      cblas_sgemm_fn()(kRowMajor, kNoTrans, kTrans, int(batch), n, int(cols), 1.0f, xp, int(cols), wp + r0 * cols,
+                       int(cols), 0.0f, yp + r0, int(rows));
+  };
+  const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(1, cols * batch));
+  intraop_for(0, rows, grain, product);
+  if (bias.defined()) y.add_(bias);
+  auto out_shape = x.sizes().vec();
+  out_shape.back() = rows;
+  return y.view(out_shape);
+}
+
+namespace {
+
+// torch's linear, or the inference path above where it applies.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+  if (auto y = dense_inference_linear(x, w, bias); y.defined()) return y;
+  return torch::nn::functional::linear(x, w, bias);
+}
+
+}  // namespace
+
 bool LinearImpl::uses_sparse_path(const torch::Tensor& x) const {
   return sparse && !teacher_mode && adapter == AdapterKind::None && !input_hook && !at::GradMode::is_enabled() &&
          x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == sparse->version;
@@ -81,6 +148,19 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   }
 }
 
+bool LinearImpl::weight_is_masked() const {
+  const int64_t wv = weight._version(), mv = mask._version();
+  if (checked_weight_._unsafe_get_target() != weight.unsafeGetTensorImpl() ||
+      checked_mask_._unsafe_get_target() != mask.unsafeGetTensorImpl() || checked_versions_[0] != wv ||
+      checked_versions_[1] != mv) {
+    masked_ = torch::equal(weight * mask, weight);
+    checked_weight_ = WeakImpl(weight.getIntrusivePtr());
+    checked_mask_ = WeakImpl(mask.getIntrusivePtr());
+    checked_versions_[0] = wv, checked_versions_[1] = mv;
+  }
+  return masked_;
+}
+
 torch::Tensor LinearImpl::dense_weight_copy() const { return dense_released ? sparse->to_dense() : weight; }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
@@ -92,12 +172,13 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   // Teacher mode is the dense model: W0 where pruning changed the weight, else the weight as
   // loaded, never the mask or an adapter (method.md §5 defect 5: the reference's teacher kept the
   // connector's LoRA). A layer whose weight trains (masked-ft) must have dense_weight set.
-  if (teacher_mode) return torch::nn::functional::linear(x, dense_weight.defined() ? dense_weight : weight, bias);
+  if (teacher_mode) return linear(x, dense_weight.defined() ? dense_weight : weight, bias);
   switch (adapter) {
     case AdapterKind::None:
-      return torch::nn::functional::linear(x, mask.defined() ? weight * mask : weight, bias);
+      if (mask.defined() && !at::GradMode::is_enabled() && weight_is_masked()) return linear(x, weight, bias);
+      return linear(x, mask.defined() ? weight * mask : weight, bias);
     case AdapterKind::MaskedFt:
-      return torch::nn::functional::linear(x, mask.defined() ? weight * mask : weight, bias);
+      return linear(x, mask.defined() ? weight * mask : weight, bias);
     case AdapterKind::SparseLora: {
       // The mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
       auto w = weight + lora_scale * torch::matmul(lora_B, lora_A);

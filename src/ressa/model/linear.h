@@ -1,5 +1,5 @@
 // Linear layer with the optional pruning/repair state ressa needs, in one place:
-//   plain:        y = x W^T + b
+//   plain:        y = x W^T + b     (without gradients: dense_inference_linear)
 //   masked-ft:    y = x (W ⊙ M)^T + b                       (W trains, gradient only at kept positions)
 //   sparse-lora:  y = x ((W + s·B·A) ⊙ M)^T + b             (A, B train; M absent = dense LoRA-merge)
 //   lora:         y = x W^T + b + s·(x A^T) B^T             (plain LoRA baseline; merge fills zeros)
@@ -43,6 +43,16 @@ struct SparseWeight {
 // kernels.
 torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const torch::Tensor& bias);
 
+// y = x W^T (+ bias) for inference, what a dense Linear runs when gradients are off: x [..., cols]
+// and W [rows, cols] float CPU (W contiguous). The weight's rows are split over torch's intra-op
+// threads and each range is one single-threaded BLAS call: sgemv at batch 1 (torch's addmm calls
+// sgemm there, 2.5-3x slower on a [1, cols] input) and sgemm otherwise. Under torch, OpenBLAS runs
+// one thread (model/device.h), so torch's own path left the other cores idle in every dense
+// product: `ressa eval --batch 1 --threads 2 --limit 400` of a dense `base` model took 25.7 s
+// instead of 45.8 s (docs/benchmarks.md "Session 12"). Undefined when not applicable (gradients
+// on, other dtypes or devices, or a BLAS without CBLAS): the caller then uses torch's linear.
+torch::Tensor dense_inference_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias);
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias);
@@ -84,6 +94,18 @@ class LinearImpl : public torch::nn::Module {
   // Called with forward()'s input x [..., in] before anything else (pruning calibration
   // captures each layer's inputs this way); empty = no hook.
   std::function<void(const torch::Tensor&)> input_hook;
+
+ private:
+  // Without gradients, whether weight already holds zeros wherever mask is 0 (pruning and merging
+  // write them), so that forward() can skip weight * mask, a full-size product per call. Checked
+  // again whenever either tensor is replaced or changed in place: the weak references pin the
+  // checked TensorImpls' addresses (not their data), the versions count in-place changes.
+  bool weight_is_masked() const;
+  using WeakImpl = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
+  mutable WeakImpl checked_weight_{c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+  mutable WeakImpl checked_mask_{c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+  mutable int64_t checked_versions_[2] = {-1, -1};
+  mutable bool masked_ = false;
 };
 TORCH_MODULE(Linear);
 
