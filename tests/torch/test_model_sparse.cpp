@@ -2,6 +2,7 @@
 // sparse inference path of Linear: lossless round trip for bitmask and 2:4, the same logits and
 // greedy tokens as the dense-with-zeros model, when the dense path is taken instead, the N:M
 // error, and hand-made bad compressed directories.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -296,6 +297,24 @@ TEST(DenseLinear, InferencePathMatchesFloat64Linear) {
         EXPECT_TRUE(torch::allclose(model::dense_inference_linear(x, lin->weight, {}), y - lin->bias, 1e-5, 1e-5));
       }
   torch::set_num_threads(saved);
+  {  // OpenBLAS with threads of its own (RESSA_BLAS_THREADS): one call, OpenBLAS splits it
+    auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    ASSERT_TRUE(set && get) << "the tests run with OpenBLAS (scripts/setup.sh installs it)";
+    const int blas_saved = get();
+    set(2);
+    model::Linear lin(512, 301, true);
+    for (int64_t batch : {1, 9}) {
+      auto x = torch::randn({batch, 512});
+      torch::NoGradGuard ng;
+      auto y = model::dense_inference_linear(x, lin->weight, lin->bias);
+      ASSERT_TRUE(y.defined());
+      auto want = torch::nn::functional::linear(x.to(torch::kFloat64), lin->weight.to(torch::kFloat64),
+                                                lin->bias.to(torch::kFloat64));
+      EXPECT_LT((y.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-5 * (1.0 + want.abs().max().item<double>()));
+    }
+    set(blas_saved);
+  }
   model::Linear lin(16, 8, true);
   auto x = torch::randn({2, 16});
   EXPECT_FALSE(model::dense_inference_linear(x, lin->weight, lin->bias).defined()) << "gradients are on";

@@ -87,6 +87,14 @@ CblasSgemm cblas_sgemm_fn() {
   return f;
 }
 
+// OpenBLAS's own thread count (1 when the BLAS is not OpenBLAS): above 1 (RESSA_BLAS_THREADS), the
+// product is one call that OpenBLAS threads itself, not ranges on torch's threads calling into its
+// pool at the same time.
+int blas_threads() {
+  static const auto f = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return f ? f() : 1;
+}
+
 // Multiply-adds per thread below which a dense inference product is not split further (the
 // pool's hand-off would cost more than it saves on a small weight).
 constexpr int64_t kMinParallelMacs = 1 << 16;
@@ -117,7 +125,8 @@ torch::Tensor dense_inference_linear(const torch::Tensor& x, const torch::Tensor
                        int(cols), 0.0f, yp + r0, int(rows));
   };
   const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(1, cols * batch));
-  intraop_for(0, rows, grain, product);
+  if (blas_threads() > 1) product(0, rows);
+  else intraop_for(0, rows, grain, product);
   if (bias.defined()) y.add_(bias);
   auto out_shape = x.sizes().vec();
   out_shape.back() = rows;
