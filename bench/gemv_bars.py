@@ -10,7 +10,7 @@ batch 1 at 70% unstructured (bar 2.0x) and at 2:4 (bar 1.5x), batch 16 at 70% (b
 copies of it rotated so that every call streams its weight from memory ("cold", `--cold`). Every
 configuration runs once per pass, passes one after another, so that a change of the machine's load
 shows as a difference between passes rather than inside one row. Each run's JSON is kept in --out,
-with summary.json (per configuration: bar, the speedup of each pass, passes met).
+with summary.json (per configuration: bar, the speedup and JSON file of each pass, passes met).
 
 A row is "met" when the speedup of every pass reaches its bar; the table also gives the spread of
 the per-round ratio inside each run (p10-p90), because on a shared host the dense side's median
@@ -30,6 +30,10 @@ BARS = [  # (batch, what, bar)
     (1, "2:4", 1.5),
     (16, "0.7", 1.2),
 ]
+
+
+def weights(cold):
+    return "cold" if cold else "warm"
 
 
 def run_one(args, rows, cols, batch, what, threads, cold, path):
@@ -80,28 +84,29 @@ def main():
         for cfg in configs:
             r, c, b, w, bar, t, cold = cfg
             n += 1
-            name = f"p{p + 1}_{r}x{c}_b{b}_{w.replace(':', 'of')}_t{t}_{'cold' if cold else 'warm'}.json"
-            print(f"[{n}/{total}] pass {p + 1}: {r}x{c} batch {b} {w} threads {t} {'cold' if cold else 'warm'}",
+            name = f"p{p + 1}_{r}x{c}_b{b}_{w.replace(':', 'of')}_t{t}_{weights(cold)}.json"
+            print(f"[{n}/{total}] pass {p + 1}: {r}x{c} batch {b} {w} threads {t} {weights(cold)}",
                   file=sys.stderr, flush=True)
-            results[cfg].append(run_one(args, r, c, b, w, t, cold, os.path.join(out, name)))
+            results[cfg].append((name, run_one(args, r, c, b, w, t, cold, os.path.join(out, name))))
 
-    print(f"runs: {out}; isa {results[configs[0]][0]['isa']}, "
-          f"last-level cache {results[configs[0]][0]['last_level_cache_bytes'] / 2**20:.0f} MiB\n")
+    first = results[configs[0]][0][1]
+    print(f"runs: {out}; isa {first['isa']}, last-level cache {first['last_level_cache_bytes'] / 2**20:.0f} MiB\n")
     print("| shape | batch | sparsity | threads | weights | bar | dense / sparse ms, speedup (round p10-p90) per pass | met |")
     print("|---|---|---|---|---|---|---|---|")
     met_rows = 0
     summary = []
     for cfg in configs:
         r, c, b, w, bar, t, cold = cfg
-        runs = results[cfg]
+        nm = ":" in w
+        runs = [j for _, j in results[cfg]]
         cells = "; ".join(f"{j['dense_ms']:.4g} / {j['sparse_ms']:.4g}, **{j['speedup']:.2f}x** "
                           f"({j['speedup_p10']:.2f}-{j['speedup_p90']:.2f})" for j in runs)
         met = sum(j["speedup"] >= bar for j in runs)
         met_rows += met == len(runs)
-        summary.append({"rows": r, "cols": c, "batch": b, "pattern" if ":" in w else "sparsity": w if ":" in w else float(w),
+        summary.append({"rows": r, "cols": c, "batch": b, "pattern" if nm else "sparsity": w if nm else float(w),
                         "threads": t, "cold": cold, "bar": bar, "speedups": [j["speedup"] for j in runs],
-                        "passes_met": met, "met": met == len(runs)})
-        print(f"| {r}x{c} | {b} | {'2:4' if ':' in w else '70%'} | {t} | {'cold' if cold else 'warm'} | {bar}x | "
+                        "runs": [name for name, _ in results[cfg]], "passes_met": met, "met": met == len(runs)})
+        print(f"| {r}x{c} | {b} | {'2:4' if nm else '70%'} | {t} | {weights(cold)} | {bar}x | "
               f"{cells} | {met}/{len(runs)} |")
     print(f"\n{met_rows} of {len(configs)} configurations met their bar in every pass.")
     with open(os.path.join(out, "summary.json"), "w") as f:

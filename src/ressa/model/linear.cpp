@@ -184,9 +184,8 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (teacher_mode) return linear(x, dense_weight.defined() ? dense_weight : weight, bias);
   switch (adapter) {
     case AdapterKind::None:
-      if (mask.defined() && !at::GradMode::is_enabled() && weight_is_masked()) return linear(x, weight, bias);
-      return linear(x, mask.defined() ? weight * mask : weight, bias);
     case AdapterKind::MaskedFt:
+      if (mask.defined() && !at::GradMode::is_enabled() && weight_is_masked()) return linear(x, weight, bias);
       return linear(x, mask.defined() ? weight * mask : weight, bias);
     case AdapterKind::SparseLora: {
       // The mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
