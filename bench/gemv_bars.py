@@ -2,7 +2,7 @@
 """Runs the sparse-kernel acceptance matrix with `ressa bench gemv` and prints it as a table.
 
 usage: bench/gemv_bars.py [--ressa build/ressa] [--passes 2] [--threads 1,2] [--min-time 2]
-                          [--no-cold] [--quick | --shapes RxC,...] [--out DIR]
+                          [--burst K] [--no-cold] [--quick | --shapes RxC,...] [--out DIR]
 
 The matrix (fp32 weights, dense = libtorch with OpenBLAS at the same thread count, same run):
 batch 1 at 70% unstructured (bar 2.0x) and at 2:4 (bar 1.5x), batch 16 at 70% (bar 1.2x), each for
@@ -11,6 +11,9 @@ copies of it rotated so that every call streams its weight from memory ("cold", 
 configuration runs once per pass, passes one after another, so that a change of the machine's load
 shows as a difference between passes rather than inside one row. Each run's JSON is kept in --out,
 with summary.json (per configuration: bar, the speedup and JSON file of each pass, passes met).
+--burst K times K calls of each side back to back per sample (`bench gemv --burst`), as a decode
+step runs one layer's products after another; the default 1 times every call alone, each waking the
+threads that slept through the other side's call.
 
 A row is "met" when the speedup of every pass reaches its bar; the table also gives the spread of
 the per-round ratio inside each run (p10-p90), because on a shared host the dense side's median
@@ -38,7 +41,7 @@ def weights(cold):
 
 def run_one(args, rows, cols, batch, what, threads, cold, path):
     cmd = [args.ressa, "bench", "gemv", "--rows", str(rows), "--cols", str(cols), "--batch", str(batch),
-           "--threads", str(threads), "--min-time", str(args.min_time), "--json", path]
+           "--threads", str(threads), "--min-time", str(args.min_time), "--burst", str(args.burst), "--json", path]
     cmd += ["--pattern", what] if ":" in what else ["--sparsity", what]
     if cold:
         cmd.append("--cold")
@@ -55,6 +58,7 @@ def main():
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--burst", type=int, default=1, help="calls per timed sample, back to back (bench gemv --burst)")
     ap.add_argument("--no-cold", action="store_true", help="only the repeated weight")
     ap.add_argument("--quick", action="store_true", help="small shapes (script smoke test)")
     ap.add_argument("--shapes", help="comma-separated RxC weight shapes instead of the issue's")
@@ -62,6 +66,8 @@ def main():
     args = ap.parse_args()
     if args.passes < 1:
         sys.exit("gemv_bars: --passes must be >= 1")
+    if args.burst < 1:
+        sys.exit("gemv_bars: --burst must be >= 1")
     threads = [int(t) for t in args.threads.split(",")]
     shapes = [(1024, 1024), (2752, 1024)] if args.quick else [(4096, 4096), (11008, 4096)]
     if args.shapes:
@@ -90,7 +96,8 @@ def main():
             results[cfg].append((name, run_one(args, r, c, b, w, t, cold, os.path.join(out, name))))
 
     first = results[configs[0]][0][1]
-    print(f"runs: {out}; isa {first['isa']}, last-level cache {first['last_level_cache_bytes'] / 2**20:.0f} MiB\n")
+    print(f"runs: {out}; isa {first['isa']}, last-level cache {first['last_level_cache_bytes'] / 2**20:.0f} MiB, "
+          f"{args.burst} call(s) per timed sample\n")
     print("| shape | batch | sparsity | threads | weights | bar | dense / sparse ms, speedup (round p10-p90) per pass | met |")
     print("|---|---|---|---|---|---|---|---|")
     met_rows = 0
@@ -110,7 +117,7 @@ def main():
               f"{cells} | {met}/{len(runs)} |")
     print(f"\n{met_rows} of {len(configs)} configurations met their bar in every pass.")
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump({"passes": args.passes, "configurations": summary, "met": met_rows}, f, indent=1)
+        json.dump({"passes": args.passes, "burst": args.burst, "configurations": summary, "met": met_rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,7 @@ TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
                                  std::string("bench gemv --rows 8 --cols 18 --pattern 2:4"),
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 1.5"),
                                  std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --copies -1"),
+                                 std::string("bench gemv --rows 8 --cols 16 --sparsity 0.5 --burst 0"),
                                  std::string("bench gemv --rows 64 --cols 64 --sparsity 0.5 --copies 1000000000")}) {
     SCOPED_TRACE(args);
     r = run_ressa(args);
@@ -210,14 +211,18 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
       EXPECT_GE(j["dense_ms_p90"].get<double>(), j["dense_ms"].get<double>());
       EXPECT_EQ(j["copies"], 1);
       EXPECT_EQ(j["cold"], false);
+      EXPECT_EQ(j["burst"], 1);  // each call timed alone unless --burst
       // The CLI puts OpenBLAS's idle workers to sleep at once (core/runtime.h) unless told otherwise.
       EXPECT_EQ(j["openblas_thread_timeout"], std::getenv("OPENBLAS_THREAD_TIMEOUT") ? std::getenv("OPENBLAS_THREAD_TIMEOUT") : "4");
     }
   // --copies N rotates over N copies of the weight (the working set grows N-fold).
   const auto js = (g_root / "bench_cold.json").string();
-  auto r = run_ressa("bench gemv --rows 40 --cols 72 --sparsity 0.7 --threads 1 --repeats 3 --copies 3 --json " + js);
+  auto r = run_ressa("bench gemv --rows 40 --cols 72 --sparsity 0.7 --threads 1 --repeats 3 --copies 3 --burst 4 --json " + js);
   ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("3 repeats of 4 calls back to back"), std::string::npos) << r.out;
   auto j = read_json(js);
+  EXPECT_EQ(j["burst"], 4);
+  EXPECT_EQ(j["repeats"], 3);
   EXPECT_EQ(j["copies"], 3);
   EXPECT_EQ(j["cold"], true);
   EXPECT_DOUBLE_EQ(j["working_set_bytes"].get<double>(), 3.0 * (4.0 * 40 * 72 + j["sparse_bytes"].get<double>() - 4.0 * (72 + 40)));
@@ -253,12 +258,13 @@ TEST_F(CliExport, BenchGemvWritesItsFields) {
 TEST_F(CliExport, GemvBarsCountsWhatItsRunsMeasured) {
   const fs::path out = g_root / "bars";
   auto r = ressa::test::run_shell(std::string("python3 ") + RESSA_SOURCE_DIR + "/bench/gemv_bars.py --ressa " +
-                                      RESSA_BINARY + " --shapes 40x72,24x32 --threads 1 --no-cold --passes 2 --min-time 0.01 --out " +
+                                      RESSA_BINARY + " --shapes 40x72,24x32 --threads 1 --no-cold --passes 2 --min-time 0.01 --burst 2 --out " +
                                       out.string(),
                                   g_root);
   ASSERT_EQ(r.rc, 0) << r.err;
   const auto summary = read_json(out / "summary.json");
   ASSERT_EQ(summary["passes"], 2);
+  EXPECT_EQ(summary["burst"], 2);
   const auto& configs = summary["configurations"];
   ASSERT_EQ(configs.size(), 6u);  // 2 shapes x (batch-1 70%, batch-1 2:4, batch-16 70%)
   int met = 0;
@@ -277,6 +283,7 @@ TEST_F(CliExport, GemvBarsCountsWhatItsRunsMeasured) {
       EXPECT_EQ(run["cols"], c["cols"]);
       EXPECT_EQ(run["batch"], c["batch"]);
       EXPECT_EQ(run["threads"], 1);
+      EXPECT_EQ(run["burst"], 2);
       EXPECT_EQ(run["format"], nm ? "nm" : "bitmask");
       EXPECT_DOUBLE_EQ(run["speedup"].get<double>(), c["speedups"][size_t(p - 1)].get<double>()) << name;
       passes += run["speedup"].get<double>() >= bar;

@@ -5,6 +5,9 @@
 // each call takes the next of N copies of the weight, N chosen so that the copies span twice the
 // last-level cache: every call streams its weight from memory, as decoding a model much larger
 // than the cache does (one weight repeated stays in a large L3, which favours the dense side).
+// With --burst K each timed sample is K calls of one kind back to back, as a decode step runs one
+// layer's products after another: a pool's threads are then awake from call to call, while with
+// K = 1 every call wakes the threads that slept through the other side's call.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -34,12 +37,12 @@ double quantile(std::vector<double> v, double q) {
   return v[size_t(std::lround(q * double(v.size() - 1)))];
 }
 
-// Milliseconds one call of fn takes.
+// Milliseconds per call of fn, over `calls` calls made back to back.
 template <typename F>
-double time_ms(F&& fn) {
+double time_ms(F&& fn, int64_t calls) {
   const auto t0 = std::chrono::steady_clock::now();
-  fn();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (int64_t i = 0; i < calls; ++i) fn();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / double(calls);
 }
 
 // The 1-minute load average (other jobs on the machine distort timings).
@@ -80,7 +83,7 @@ double available_memory_bytes() {
 void register_bench(CLI::App& app) {
   struct Flags {
     ComputeFlags c;
-    int64_t rows = 0, cols = 0, batch = 1, repeats = 0, copies = 0;
+    int64_t rows = 0, cols = 0, batch = 1, repeats = 0, copies = 0, burst = 1;
     bool cold = false;
     double sparsity = 0, min_time = 1.0;
     std::string pattern, format = "auto", dtype = "f32";
@@ -112,6 +115,10 @@ void register_bench(CLI::App& app) {
                 "(the regime of decoding a model larger than the cache)");
   cmd->add_option("--copies", f->copies, "copies of W to rotate over (more than 1 is cold; 0 = 1, or with --cold 2x the cache)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--burst", f->burst,
+                  "calls per timed sample, back to back (each on the next copy with --cold), as a decode step "
+                  "runs one layer's products after another; 1 = each call alone, its threads woken for it")
+      ->check(CLI::PositiveNumber);
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
     const bool has_s = f->o_s->count() > 0, has_p = f->o_p->count() > 0;
@@ -182,8 +189,11 @@ void register_bench(CLI::App& app) {
     auto x1 = x[0].contiguous();
     // The dense calls a Linear makes: mm (addmm without bias; sgemm) and, at batch 1 with a 1-D
     // input, mv (sgemv, 2.5-3x faster than a [1, cols] sgemm here). The faster one is the baseline.
-    // Each call takes the next copy (one copy unless --cold).
-    int64_t n_mm = 0, n_mv = 0, n_sp = 0;
+    // Each call takes the next copy (one copy unless --cold). mm and mv read the same storage (wts
+    // are views of ws), so mv starts half the rotation away: when it ran on the copy mm had just
+    // streamed, part of that copy was still in the L3 (cold dense mv 1.40 ms, against 1.6 ms when no
+    // call precedes it on its copy; docs/benchmarks.md "Session 13").
+    int64_t n_mm = 0, n_mv = copies / 2, n_sp = 0;
     auto run_mm = [&] { at::mm_out(y_mm, x, wts[size_t(n_mm++ % copies)]); };
     auto run_mv = [&] { at::mv_out(y_mv, ws[size_t(n_mv++ % copies)], x1); };
     auto run_sparse = [&] {
@@ -210,9 +220,9 @@ void register_bench(CLI::App& app) {
       // Rotate the order so no kernel always runs right after another one's cache traffic.
       for (int k = 0; k < 3; ++k) {
         switch ((i + k) % 3) {
-          case 0: t_mm.push_back(time_ms(run_mm)); break;
-          case 1: if (B == 1) t_mv.push_back(time_ms(run_mv)); break;
-          case 2: t_sp.push_back(time_ms(run_sparse)); break;
+          case 0: t_mm.push_back(time_ms(run_mm, f->burst)); break;
+          case 1: if (B == 1) t_mv.push_back(time_ms(run_mv, f->burst)); break;
+          case 2: t_sp.push_back(time_ms(run_sparse, f->burst)); break;
         }
       }
     }
@@ -236,15 +246,16 @@ void register_bench(CLI::App& app) {
                    : "";
     const char* timeout_env = std::getenv("OPENBLAS_THREAD_TIMEOUT");  // set by the CLI (core/runtime.h)
     const std::string blas_timeout = timeout_env ? timeout_env : "";
+    const std::string burst_note = f->burst > 1 ? " of " + std::to_string(f->burst) + " calls back to back" : "";
     char line[768];
     std::snprintf(line, sizeof line,
-                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats, load %.2f, "
+                  "gemv %lldx%lld batch %lld %s (%s, sparsity %.4f), %d threads, %s, %zu repeats%s, load %.2f, "
                   "OPENBLAS_THREAD_TIMEOUT=%s%s\n"
                   "  dense  %-6s %9.3f ms  %6.1f GB/s  %7.1f MB%s\n"
                   "  sparse %-6s %9.3f ms  %6.1f GB/s  %7.1f MB\n"
                   "  speedup %.2fx (rounds p10-p90 %.2f-%.2fx; bytes-moved bound %.2fx); max |diff| / max |y| = %.2g",
                   (long long)R, (long long)C, (long long)B, pat.to_string().c_str(), fmt.c_str(), achieved, rt.threads,
-                  sparse::to_string(sparse::active_isa()), t_sp.size(), load,
+                  sparse::to_string(sparse::active_isa()), t_sp.size(), burst_note.c_str(), load,
                   blas_timeout.empty() ? "unset" : blas_timeout.c_str(),
                   cold_note.c_str(), mv_wins ? "mv" : "mm", dense_ms,
                   dense_bytes / dense_ms / 1e6, dense_bytes / 1e6,
@@ -263,6 +274,7 @@ void register_bench(CLI::App& app) {
                         {"threads", rt.threads},
                         {"isa", sparse::to_string(sparse::active_isa())},
                         {"repeats", t_sp.size()},
+                        {"burst", f->burst},
                         {"dense_ms", dense_ms},
                         {"dense_call", mv_wins ? "mv" : "mm"},
                         {"dense_mm_ms", mm_ms},
