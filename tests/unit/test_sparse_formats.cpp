@@ -24,6 +24,18 @@ std::vector<std::pair<uint32_t, uint32_t>> rounding_fixture(const std::string& n
   return pairs;
 }
 
+// The float with these bits, and the bits of a float.
+float from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+uint32_t bits_of(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return bits;
+}
+
 // x rounded to the 16-bit value type t and widened back.
 float round_half(ValueType t, float x) { return from_half(t, to_half(t, x)); }
 
@@ -163,13 +175,8 @@ TEST(SparseBitmask, NamedArraysMirrorCompressedTensors) {
 TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
   const auto pairs = rounding_fixture("bf16_rounding.txt");
   for (auto [f32, bf] : pairs) {
-    float f;
-    std::memcpy(&f, &f32, 4);
-    EXPECT_EQ(to_bf16(f), bf) << std::hex << "fp32 bits " << f32;
-    uint32_t back;
-    const float g = from_bf16(uint16_t(bf));
-    std::memcpy(&back, &g, 4);
-    EXPECT_EQ(back, bf << 16);
+    EXPECT_EQ(to_bf16(from_bits(f32)), bf) << std::hex << "fp32 bits " << f32;
+    EXPECT_EQ(bits_of(from_bf16(uint16_t(bf))), bf << 16);
   }
   EXPECT_GT(pairs.size(), 200u);
   EXPECT_TRUE(std::isnan(from_bf16(to_bf16(std::nanf("")))));
@@ -180,11 +187,7 @@ TEST(SparseBitmaskBf16, RoundingMatchesTorch) {
 // to even, the overflow tie at 65520, subnormal ties, fp32 subnormals, infinities).
 TEST(SparseF16, RoundingMatchesTorch) {
   const auto pairs = rounding_fixture("f16_rounding.txt");
-  for (auto [f32, h] : pairs) {
-    float f;
-    std::memcpy(&f, &f32, 4);
-    EXPECT_EQ(to_f16(f), h) << std::hex << "fp32 bits " << f32;
-  }
+  for (auto [f32, h] : pairs) EXPECT_EQ(to_f16(from_bits(f32)), h) << std::hex << "fp32 bits " << f32;
   EXPECT_GT(pairs.size(), 400u);
   for (float nan : {std::nanf(""), -std::nanf("")}) {
     EXPECT_TRUE(std::isnan(from_f16(to_f16(nan))));
