@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "ressa/sparse/kernels.h"
+
 namespace {
 
 // Sum of n floats (n a multiple of 64), four independent accumulators so that loads, not adds,
@@ -43,7 +45,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
     return;
   }
   for (size_t i = 0; i < n; ++i) a.get()[i] = 1.0f;
-  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx2 = ressa::sparse::detected_isa() >= ressa::sparse::Isa::avx2;  // the kernels' own detection
   float total = avx2 ? sum_avx2(a.get(), n) : sum_portable(a.get(), n);
   for (auto _ : state) {
     total += avx2 ? sum_avx2(a.get(), n) : sum_portable(a.get(), n);

@@ -191,8 +191,8 @@ void register_bench(CLI::App& app) {
     // input, mv (sgemv, 2.5-3x faster than a [1, cols] sgemm here). The faster one is the baseline.
     // Each call takes the next copy (one copy unless --cold). mm and mv read the same storage (wts
     // are views of ws), so mv starts half the rotation away: when it ran on the copy mm had just
-    // streamed, part of that copy was still in the L3 (cold dense mv 1.40 ms, against 1.6 ms when no
-    // call precedes it on its copy; docs/benchmarks.md "Session 13").
+    // streamed, part of that copy was still in the L3 (4096x4096, 2 threads: cold dense mv 1.40 ms,
+    // against 1.67-1.72 ms when no call precedes it on its copy; docs/benchmarks.md "Session 13").
     int64_t n_mm = 0, n_mv = copies / 2, n_sp = 0;
     auto run_mm = [&] { at::mm_out(y_mm, x, wts[size_t(n_mm++ % copies)]); };
     auto run_mv = [&] { at::mv_out(y_mv, ws[size_t(n_mv++ % copies)], x1); };
