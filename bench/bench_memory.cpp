@@ -1,8 +1,8 @@
 // Google Benchmark: read bandwidth against working-set size, one thread, to locate the cache a
 // weight stops fitting in. The CPU's reported cache sizes can be a hypervisor's figure (the Zen 5
-// VM of sessions 10-13 reports a 508 MiB L3), so `ressa bench gemv --cold` and the end-to-end
+// VM of docs/benchmarks.md reports a 508 MiB L3), so `ressa bench gemv --cold` and the end-to-end
 // claim "the weights do not fit in cache" rest on this measurement instead (docs/benchmarks.md
-// "Session 13"). Run: build/ressa_bench --benchmark_filter=ReadBandwidth
+// "Cache size"). Run: build/ressa_bench --benchmark_filter=ReadBandwidth
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 

@@ -145,7 +145,7 @@ void register_bench(CLI::App& app) {
     // Each side on its own threads, as in isolation: the sparse kernels on their own pool rather
     // than torch's intra-op pool (setup's choice for models), whose OpenMP workers spin for a
     // while after each call on the cores the next OpenBLAS call needs (measured: dense mm 3.1 ->
-    // 6.1 ms at 2 threads, docs/benchmarks.md "Session 11"). The kernel work is the same.
+    // 6.1 ms at 2 threads, docs/benchmarks.md "Kernel threads"). The kernel work is the same.
     sparse::set_parallel_runner(nullptr);
     const int64_t R = f->rows, C = f->cols, B = f->batch;
 
@@ -192,7 +192,7 @@ void register_bench(CLI::App& app) {
     // Each call takes the next copy (one copy unless --cold). mm and mv read the same storage (wts
     // are views of ws), so mv starts half the rotation away: when it ran on the copy mm had just
     // streamed, part of that copy was still in the L3 (4096x4096, 2 threads: cold dense mv 1.40 ms,
-    // against 1.67-1.72 ms when no call precedes it on its copy; docs/benchmarks.md "Session 13").
+    // against 1.67-1.72 ms when no call precedes it on its copy; docs/benchmarks.md "Cold runs").
     int64_t n_mm = 0, n_mv = copies / 2, n_sp = 0;
     auto run_mm = [&] { at::mm_out(y_mm, x, wts[size_t(n_mm++ % copies)]); };
     auto run_mv = [&] { at::mv_out(y_mv, ws[size_t(n_mv++ % copies)], x1); };

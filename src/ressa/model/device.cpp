@@ -32,7 +32,7 @@ Runtime setup_runtime(const RuntimeOptions& opts) {
   torch::set_num_threads(rt.threads);
   // The sparse kernels take their threads from the same pool as torch's ops (intraop.h): with a
   // pool of their own, `ressa eval` of a 70% compressed model took 22.2 s instead of 12.4 s at 2
-  // threads (docs/benchmarks.md "Session 11").
+  // threads (docs/benchmarks.md "Kernel threads").
   run_sparse_kernels_on_intraop_pool();
   // OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so set its pool through its API
   // (the policy is explained at RuntimeOptions::blas_threads).

@@ -49,7 +49,7 @@ torch::Tensor sparse_linear(const SparseWeight& w, const torch::Tensor& x, const
 // sgemm there, 2.5-3x slower on a [1, cols] input) and sgemm otherwise. Under torch, OpenBLAS runs
 // one thread (model/device.h), so torch's own path left the other cores idle in every dense
 // product: `ressa eval --batch 1 --threads 2 --limit 400` of a dense `base` model took 25.7 s
-// instead of 45.8 s (docs/benchmarks.md "Session 12"). Undefined when not applicable (gradients
+// instead of 45.8 s (docs/benchmarks.md "End to end"). Undefined when not applicable (gradients
 // on, other dtypes or devices, or a BLAS without CBLAS): the caller then uses torch's linear.
 torch::Tensor dense_inference_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias);
 

@@ -673,7 +673,7 @@ struct Nm24Avx512T {
         // by side, so a prefetch distance within the row would leave the start of every row of
         // the next group to demand misses. On a Zen 5 core: 0.87-0.96 of the time of a 2 KiB
         // in-row prefetch (bf16 values 0.61-0.66), which ran 1.1-1.2x faster than none
-        // (docs/benchmarks.md "Session 10").
+        // (docs/kernels.md "Kernels").
         if (c % 512 == 0) _mm_prefetch(reinterpret_cast<const char*>(pp + R * cols / 8), _MM_HINT_T0);
         const uint32_t p = tail ? uint32_t(load_bytes(pp, (rem + 7) / 8)) : load_as<uint32_t>(pp);
         // (p >> shift) & 3 | base in one vpternlogd (0xEA = (A & B) | C): base has no bits 0-1.
@@ -862,7 +862,7 @@ struct BitmaskSource {
   // f16 values with AVX-512: each row's values are widened into a buffer (vcvtph2ps, 16 at a
   // time) and the fp32 kernel runs on it. Widening inside the kernel, after vpexpandw, ran at
   // 2.4 cycles per 8 columns from L2 against the fp32 kernel's 1.6 (docs/benchmarks.md
-  // "Session 11"); the buffer stays in L1, memory traffic is still 2 bytes per value.
+  // "Kernel design measurements"); the buffer stays in L1, memory traffic is still 2 bytes per value.
   bool widen_first(Isa isa) const { return w.value_type() == ValueType::f16 && isa == Isa::avx512; }
   double direct_scale(Isa isa) const { return paired_x(isa) ? 0.66 : 1.0; }
   // AVX2 loads 8 values per chunk unless that would pass the end of all values (exact; 16-bit
