@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common.h"
+#include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
 #include "ressa/io/config.h"
 #include "ressa/study/report.h"
@@ -41,6 +42,7 @@ void register_reproduce(CLI::App& app) {
     study::StudyOptions o;
     int jobs = 0;
     std::vector<uint64_t> seeds;
+    bool reuse_older = false, report_only = false;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("reproduce", "run the method's studies end to end: results.json, report.md, plots");
@@ -55,7 +57,8 @@ void register_reproduce(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--calib-samples", f->o.calib_samples, "calibration examples of every prune")->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--eval-limit", f->o.eval_limit, "test examples scored per model (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--limit", f->o.eval_limit, "test examples scored per model (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-limit", f->o.eval_limit)->group("")->check(CLI::NonNegativeNumber);  // earlier name of --limit
   cmd->add_option("--preset", f->o.preset, "dense model preset")->check(CLI::IsMember(io::preset_names()))
       ->capture_default_str();
   cmd->add_option("--train-steps", f->o.train_steps, "steps of dense training when a model is trained (0 = train's default)")
@@ -65,7 +68,20 @@ void register_reproduce(CLI::App& app) {
   cmd->add_option("--models", f->models,
                   "folder with trained dense models <task>-small/ to reuse instead of training (auto = the "
                   "repository's models/; none = always train)");
+  cmd->add_flag("--reuse-cache-from-older", f->reuse_older,
+                "reuse cached jobs made by another ressa version instead of rerunning them (the report lists them "
+                "with their versions)");
+  cmd->add_flag("--report-only", f->report_only,
+                "rewrite report.md and plots/ from <out>/results.json without running any job")
+      ->group("");  // hidden: for regenerating shipped reports
   cmd->callback([f, cmd] {
+    if (f->report_only) {
+      const std::string results = (fs::path(f->out) / "results.json").string();
+      auto plots = study::render_report(nlohmann::json::parse(read_file(results)), f->out);
+      info("wrote " + (fs::path(f->out) / "report.md").string() + " and " + std::to_string(plots.size()) +
+           " plots from " + results);
+      return;
+    }
     auto& o = f->o;
     const std::string task = f->task.empty() ? (o.quick ? "shapes" : "both") : f->task;
     o.tasks = task == "both" ? std::vector<std::string>{"shapes", "fashion"} : std::vector<std::string>{task};
@@ -85,13 +101,18 @@ void register_reproduce(CLI::App& app) {
     ro.binary = exe;
     ro.jobs = std::max(1, jobs);
     ro.progress = progress_printer();
+    ro.reuse_older = f->reuse_older;
     study::ReportInfo ri;
     ri.options = o;
     ri.run = study::run_jobs(s.graph, ro);
     std::ostringstream cl;
-    cl << "ressa reproduce --out " << f->out << (o.quick ? " --quick" : "") << " --task " << task;
+    cl << "ressa reproduce --out " << f->out << (o.quick ? " --quick" : "") << " --task " << task
+       << (f->reuse_older ? " --reuse-cache-from-older" : "");
     ri.command = cl.str();
     auto plots = study::write_report(s, ri, f->out);
+    if (!ri.run.reused_older.empty())
+      info("reproduce: " + std::to_string(ri.run.reused_older.size()) +
+           " jobs reused from the cache of another ressa version (--reuse-cache-from-older); the report lists them");
     info("wrote " + (fs::path(f->out) / "report.md").string() + ", results.json and " + std::to_string(plots.size()) +
          " plots" + (ri.run.failed.empty() ? "" : "; " + std::to_string(ri.run.failed.size()) + " jobs failed (see report)"));
     if (!ri.run.failed.empty()) fail("[reproduce] ", ri.run.failed.size(), " jobs failed; first: ", ri.run.failed.begin()->first, ": ",

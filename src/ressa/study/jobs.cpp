@@ -34,9 +34,13 @@ std::string JobGraph::add(const std::string& kind, std::vector<std::string> args
   j.id = id;
   j.kind = kind;
   j.out = (std::filesystem::path(cache_) / (id + out_suffix)).string();
+  j.record = (std::filesystem::path(cache_) / (id + ".job.json")).string();
   for (auto& a : args) {  // "{out}" in an argument stands for the output path (e.g. --json {out}.json)
     const auto pos = a.find("{out}");
-    if (pos != std::string::npos) a.replace(pos, 5, j.out);
+    if (pos != std::string::npos) {
+      a.replace(pos, 5, j.out);
+      j.extra_outputs.push_back(a);
+    }
   }
   args.push_back(out_flag);
   args.push_back(j.out);

@@ -1,8 +1,9 @@
 // The study job graph: every artifact of `ressa reproduce` (dataset, dense model, pruned model,
 // repaired model, evaluation) is one Job, a `ressa <subcommand> ...` command line whose output
 // path is named by a hash of its full configuration (the command line and its inputs' ids).
-// A job whose output exists is done, so an interrupted study resumes where it stopped and a
-// changed setting makes a new artifact instead of reusing a stale one. Torch-free.
+// A job whose output exists and was made by this ressa (cache.h) is done, so an interrupted
+// study resumes where it stopped and a changed setting makes a new artifact instead of reusing a
+// stale one. Torch-free.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -17,7 +18,9 @@ struct Job {
   std::string kind;               // data | train | prune | repair | eval
   std::vector<std::string> args;  // arguments after the binary (subcommand first)
   std::vector<std::string> deps;  // ids that must be done first
-  std::string out;                // output path (directory or JSON file); exists = done
+  std::string out;                // output path (directory or JSON file)
+  std::vector<std::string> extra_outputs;  // other files it writes ("{out}" arguments, e.g. <out>.json)
+  std::string record;             // <cache>/<id>.job.json: who made the output (cache.h); "" for existing artifacts
   std::string resume_dir;         // when this exists at start, append --resume (train/repair checkpoints)
   double cost_s = 1;              // estimated seconds at one thread (progress ETA)
   nlohmann::json config;          // the settings that matter to a reader of results.json

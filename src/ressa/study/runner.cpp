@@ -14,7 +14,9 @@
 #include <sstream>
 #include <thread>
 
+#include "ressa/core/cpu_info.h"
 #include "ressa/core/error.h"
+#include "ressa/study/cache.h"
 
 namespace fs = std::filesystem;
 
@@ -40,7 +42,13 @@ std::string failure_reason(const Job& j, int status) {
   return os.str();
 }
 
-pid_t spawn(const std::string& binary, const Job& j) {
+// Clears what an earlier run of `j` left (keeping a checkpoint only when that run was this
+// version's own unfinished one), records the start, and starts the child.
+pid_t spawn(const std::string& binary, const JobGraph& graph, const Job& j, const std::string& version,
+            const std::string& cpu) {
+  const auto previous = read_job_record(j);
+  remove_job_outputs(j, previous && !previous->finished && previous->ressa_version == version);
+  write_job_record(j, new_job_record(graph, j, version, cpu));
   std::vector<std::string> args = j.args;
   if (!j.resume_dir.empty() && fs::exists(j.resume_dir)) args.push_back("--resume");
   const std::string log = job_log_path(j);
@@ -70,16 +78,21 @@ RunSummary run_jobs(const JobGraph& graph, const RunOptions& opts) {
   RESSA_CHECK_ARG(opts.jobs >= 1, "[reproduce] --jobs must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   RunSummary sum;
+  sum.version = opts.version;
+  const std::string cpu = cpu_model_name();
   enum class St { Pending, Running, Done, Failed };
   std::map<std::string, St> st;
   double total_cost = 0, done_cost = 0, ran_cost = 0;
+  const auto decisions = decide_cache(graph, opts.version, opts.reuse_older);
   for (const auto& id : graph.order()) {
     const Job& j = graph.at(id);
-    const bool cached = fs::exists(j.out);
+    const CacheDecision& d = decisions.at(id);
+    const bool cached = d.use != CacheUse::Run;
     st[id] = cached ? St::Done : St::Pending;
     ++sum.total;
     if (cached) ++sum.cached;
     else total_cost += j.cost_s;
+    if (d.use == CacheUse::ReuseOlder) sum.reused_older[id] = d.version;
   }
   std::map<pid_t, std::string> running;
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -123,7 +136,7 @@ RunSummary run_jobs(const JobGraph& graph, const RunOptions& opts) {
         continue;
       }
       if (!ready) continue;
-      running[spawn(opts.binary, j)] = id;
+      running[spawn(opts.binary, graph, j, opts.version, cpu)] = id;
       st[id] = St::Running;
     }
     if (running.empty()) {
@@ -147,8 +160,14 @@ RunSummary run_jobs(const JobGraph& graph, const RunOptions& opts) {
     const Job& j = graph.at(id);
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(j.out);
     st[id] = ok ? St::Done : St::Failed;
-    if (ok) ++sum.ran;
-    else sum.failed[id] = failure_reason(j, status);
+    if (ok) {
+      ++sum.ran;
+      JobRecord rec = new_job_record(graph, j, opts.version, cpu);  // finish date; inputs as they were
+      rec.finished = true;
+      write_job_record(j, rec);
+    } else {
+      sum.failed[id] = failure_reason(j, status);
+    }
     done_cost += j.cost_s;
     ran_cost += j.cost_s;
   }
