@@ -18,6 +18,7 @@
 #include "ressa/data/dataset.h"
 #include "ressa/data/idx.h"
 #include "ressa/data/image.h"
+#include "ressa/data/image_processor.h"
 #include "ressa/io/config.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/io/tokenizer.h"
@@ -127,6 +128,32 @@ inline void parse_image(const uint8_t* data, size_t size) {
 }
 inline void image(const uint8_t* data, size_t size) {
   expect_parsed_or_runtime_error([&] { parse_image(data, size); });
+}
+
+// preprocessor_config.json text (the image_processor_config parser): an accepted config has
+// sizes in range, and processes a 5x7 image into (3, H, W) pixels of the size it promised (only
+// where that output is small, to keep executions fast).
+inline void parse_preprocessor_config(const uint8_t* data, size_t size) {
+  const std::string where = "fuzz/preprocessor_config.json";
+  const data::ImageProcessor p(
+      data::parse_image_processor_config(std::string(reinterpret_cast<const char*>(data), size), where), where);
+  const data::ImageProcessorConfig& c = p.config();
+  const auto side = [](int n) { return n >= 1 && n <= data::kMaxImageDim; };
+  check(c.shortest_edge > 0 ? c.type == data::ImageProcessorType::kClip && side(c.shortest_edge)
+                            : side(c.resize_height) && side(c.resize_width),
+        "resize size in range");
+  check(side(c.crop_height) && side(c.crop_width), "crop size in range");
+  const auto resized = p.resized_size(7, 5);  // may throw std::runtime_error: too large
+  const auto out = p.output_size(7, 5);
+  if (int64_t(resized[0]) * resized[1] > 65536 || int64_t(out[0]) * out[1] > 65536) return;
+  data::Image img{5, 7, std::vector<uint8_t>(5 * 7 * 3)};
+  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = uint8_t(i * 37);
+  const data::PixelValues px = p.process(img);
+  check(px.height == out[0] && px.width == out[1], "output size as promised");
+  check(px.pixels.size() == size_t(3) * size_t(px.height) * size_t(px.width), "pixel count");
+}
+inline void preprocessor_config(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_preprocessor_config(data, size); });
 }
 
 // IDX bytes (raw or gzip): parse_idx accepts an images file or a labels file; the fuzz target

@@ -31,7 +31,8 @@ const std::map<std::string, Entry>& targets() {
       {"tokenizer", {f::tokenizer, f::parse_tokenizer}},
       {"dataset", {f::dataset, f::parse_dataset}},
       {"image", {f::image, f::parse_image}},
-      {"idx", {f::idx, f::parse_idx}}};
+      {"idx", {f::idx, f::parse_idx}},
+      {"preprocessor_config", {f::preprocessor_config, f::parse_preprocessor_config}}};
   return t;
 }
 
