@@ -1,6 +1,7 @@
 // Tests for ressa/io/tokenizer: build/save/load round trip, encoding of ShapesVQA text with
 // the literal "<image>" token, unknown words, HF Whitespace splitting, and hand-made bad
-// tokenizer.json files (BPE model, missing special token, duplicate ids, invalid JSON).
+// tokenizer.json files (Unigram model, BPE with Lowercase, missing special token, duplicate ids,
+// invalid JSON).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -119,7 +120,11 @@ TEST(IoTokenizer, BadFiles) {
     std::string text, what;
   } cases[] = {
       {"{\"model\": ", "invalid JSON"},
-      {tokenizer_json("BPE"), "unsupported tokenizer model type 'BPE'"},
+      // BPE is supported, but Lowercase (this helper's normalizer) only for WordLevel.
+      {tokenizer_json("BPE"), "normalizer.type: unsupported normalizer 'Lowercase'"},
+      {tokenizer_json("BPE"), "Lowercase only for WordLevel models"},
+      // The model type is checked before any other component.
+      {tokenizer_json("Unigram"), "model.type: unsupported tokenizer model type 'Unigram'"},
       {tokenizer_json("WordLevel", R"({"<pad>":0,"<unk>":1,"<s>":2,"</s>":3,"red":4})"),
        "'<image>'"},
       {tokenizer_json("WordLevel",
