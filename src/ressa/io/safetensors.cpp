@@ -489,6 +489,7 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
     c.files_.push_back(SafetensorsFile::open(single));
     for (const TensorInfo& t : c.files_[0].tensors()) c.index_[t.name] = {0, &t};
     c.metadata_ = c.files_[0].metadata();
+    c.use_module_names();
     return c;
   }
 
@@ -527,7 +528,23 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
              "\" vs \"", value, "\" in ", c.files_[k].path());
     }
   }
+  c.use_module_names();
   return c;
+}
+
+void Checkpoint::use_module_names() {
+  std::vector<std::string> file_names;
+  for (const auto& kv : index_) file_names.push_back(kv.first);
+  layout_ = detect_key_layout(file_names);
+  if (layout_ == KeyLayout::kLegacy) return;
+  std::map<std::string, Loc> renamed;
+  for (const auto& [name, loc] : index_) {
+    const std::string module_name = to_module_name(name, layout_);
+    if (!renamed.emplace(module_name, loc).second)
+      fail("[Checkpoint::open_dir] ", files_[loc.file].path(), ": tensors \"", name, "\" and \"", module_name,
+           "\" name the same weight in the two key layouts");
+  }
+  index_ = std::move(renamed);
 }
 
 const Checkpoint::Loc& Checkpoint::locate(const std::string& name, const char* fn) const {

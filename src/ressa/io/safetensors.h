@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "ressa/io/key_layout.h"
+
 namespace ressa::io {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
@@ -106,7 +108,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
 // one directory is an error (ambiguous). Movable, not copyable (owns the mappings).
 class Checkpoint {
  public:
+  // Tensor names are ressa's module names whatever the file's key layout (io/key_layout.h):
+  // a transformers >= 4.52 checkpoint's "model.language_model.x" is found as
+  // "language_model.model.x". layout() says which the files use.
   static Checkpoint open_dir(const std::string& dir);
+  KeyLayout layout() const { return layout_; }
 
   const std::string& dir() const { return dir_; }
   std::vector<std::string> names() const;  // sorted
@@ -121,11 +127,13 @@ class Checkpoint {
   struct Loc { size_t file; const TensorInfo* info; };  // info points into files_[file].tensors()
   Checkpoint() = default;
   const Loc& locate(const std::string& name, const char* fn) const;
+  void use_module_names();  // detects layout_ and renames index_ to module names
 
   std::string dir_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, Loc> index_;
   std::map<std::string, std::string> metadata_;
+  KeyLayout layout_ = KeyLayout::kLegacy;
 };
 
 // Writes <dir>/model.safetensors, or, when the total tensor bytes exceed max_shard_bytes (0 =
