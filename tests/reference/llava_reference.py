@@ -34,7 +34,7 @@ def write_safetensors(path, tensors, metadata=None):
         header["__metadata__"] = metadata
     for n in names:
         t = tensors[n].contiguous()
-        dt = {torch.float32: "F32", torch.int64: "I64", torch.uint8: "U8"}[t.dtype]
+        dt = {torch.float32: "F32", torch.float16: "F16", torch.int64: "I64", torch.uint8: "U8"}[t.dtype]
         b = t.numpy().tobytes()
         header[n] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)

@@ -1,11 +1,15 @@
-// Model tests: forward pass against golden logits from the independent python3-torch reference
-// (tests/reference/llava_reference.py), checkpoint round trip, and bad model directories.
+// Model tests: forward pass against golden logits from the independent python3-torch references
+// (tests/reference/llava_reference.py: CLIP + Llama; llava_variants_reference.py: SigLIP + Qwen2,
+// tied embeddings, fp16 weights, transformers >= 4.52 key layout), checkpoint round trips, and bad
+// model directories.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "ressa/eval/generate.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/model/checkpoint.h"
 
@@ -123,6 +127,59 @@ TEST(Llava, CheckpointRoundTripKeepsLogits) {
   fs::remove_all(out);
 }
 
+// SigLIP + Qwen2 (llava-interleave / onevision style) in the transformers >= 4.52 key layout.
+TEST(LlavaVariants, Qwen2SiglipMatchesPythonReference) {
+  const std::string dir = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_qwen2_siglip";
+  auto g = io::SafetensorsFile::open(std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_qwen2_siglip_golden.safetensors");
+  auto lm = model::load_model(dir, torch::kCPU);
+  const auto& c = lm.model->config;
+  EXPECT_TRUE(c.vision.is_siglip());
+  EXPECT_EQ(c.vision.layer_norm_eps, 1e-6);  // SiglipVisionConfig's default: config.json omits it
+  EXPECT_EQ(c.text.rms_norm_eps, 1e-6);      // Qwen2Config's default
+  EXPECT_EQ(c.text.head_dim(), 6);
+  EXPECT_TRUE(c.text.qkv_bias);
+  EXPECT_FALSE(c.text.o_bias);
+  EXPECT_TRUE(lm.model->language_model->tied);
+  EXPECT_EQ(c.image_tokens(), 4);  // 19x19 pixels, 8x8 patches: the conv drops the remainder
+  EXPECT_EQ(c.key_layout, io::KeyLayout::kTransformers5);
+  auto pixels = golden(g, "pixels"), ids = golden(g, "input_ids"), mask = golden(g, "attention_mask");
+  auto want = golden(g, "logits");
+  torch::NoGradGuard ng;
+  auto got = lm.model->forward(pixels, ids, mask);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  const double diff = max_real_diff(got, want, mask);
+  EXPECT_LT(diff, 1e-4) << "max |logit difference| " << diff;
+  EXPECT_GT(want.abs().max().item<double>(), 0.5);
+
+  // Greedy generation with the KV cache gives the reference's tokens (the reference recomputes
+  // the whole sequence each step; its smallest top-2 logit margin is 0.089).
+  const auto row = ids[0];
+  const std::vector<int64_t> prompt(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+  eval::GenerateOptions go;
+  go.max_new_tokens = 8;
+  const auto gen = eval::generate_greedy(lm.model, prompt, pixels.slice(0, 0, 1), go, torch::kCPU);
+  const auto greedy = golden(g, "greedy_ids");
+  EXPECT_EQ(gen.output_ids,
+            std::vector<int64_t>(greedy.data_ptr<int64_t>(), greedy.data_ptr<int64_t>() + greedy.numel()));
+  go.eos_ids = {gen.output_ids[2]};  // stops after emitting an end-of-sequence id, keeping it
+  EXPECT_EQ(eval::generate_greedy(lm.model, prompt, pixels.slice(0, 0, 1), go, torch::kCPU).output_ids.size(),
+            size_t(std::find(gen.output_ids.begin(), gen.output_ids.end(), gen.output_ids[2]) - gen.output_ids.begin() + 1));
+
+  // Written back in the layout it was read in, lm_head stored once (as embed_tokens).
+  const std::string out = (ressa::test::process_temp_dir("model") / "qwen2_siglip_saved").string();
+  model::save_model(out, lm.model);
+  auto f = io::SafetensorsFile::open(out + "/model.safetensors");
+  EXPECT_NE(f.find("model.language_model.embed_tokens.weight"), nullptr);
+  EXPECT_NE(f.find("model.vision_tower.vision_model.embeddings.patch_embedding.bias"), nullptr);
+  EXPECT_EQ(f.find("language_model.model.embed_tokens.weight"), nullptr);
+  EXPECT_EQ(f.find("lm_head.weight"), nullptr);
+  EXPECT_EQ(f.at("model.language_model.embed_tokens.weight").dtype, io::DType::F16);  // stays fp16
+  EXPECT_EQ(io::resolve_config(out + "/config.json").torch_dtype, "float16");
+  auto back = model::load_model(out, torch::kCPU);
+  EXPECT_TRUE(torch::equal(back.model->forward(pixels, ids, mask), got));
+  fs::remove_all(out);
+}
+
 TEST(Llava, ParameterNamesFollowLlavaHf) {
   auto lm = model::load_model(kFixture, torch::kCPU);
   std::set<std::string> names;
@@ -133,7 +190,11 @@ TEST(Llava, ParameterNamesFollowLlavaHf) {
                         "language_model.model.layers.0.mlp.gate_proj.weight", "language_model.lm_head.weight",
                         "language_model.model.embed_tokens.weight"})
     EXPECT_TRUE(names.count(k)) << k;
-  EXPECT_EQ(lm.model->vision_block_linears().size(), 2u * 6u);
+  // vision_feature_layer -2 of 2 blocks: only block 0 reaches the output, so only it is a target.
+  EXPECT_EQ(lm.model->config.vision_layers_used(), 1);
+  EXPECT_EQ(lm.model->vision_block_linears().size(), 1u * 6u);
+  for (const auto& [name, lin] : lm.model->vision_block_linears())
+    EXPECT_EQ(name.rfind("vision_tower.vision_model.encoder.layers.0.", 0), 0u) << name;
   EXPECT_EQ(lm.model->language_block_linears().size(), 2u * 7u);
 }
 

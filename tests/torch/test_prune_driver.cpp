@@ -13,6 +13,7 @@
 #include <set>
 
 #include "ressa/core/atomic_file.h"
+#include "ressa/core/version.h"
 #include "ressa/data/shapes.h"
 #include "ressa/io/config.h"
 #include "ressa/io/safetensors.h"
@@ -128,9 +129,9 @@ TEST_F(PruneDriver, TwoFourEveryMethodValidAndNonTargetsUntouched) {
         EXPECT_TRUE(torch::equal(w, w0 * lin->mask)) << name << ": kept weights must be unchanged";
       }
     }
-    if (m == Method::SparseGPT) EXPECT_TRUE(kept_changed) << "SparseGPT updates the kept weights";
+    if (m == Method::SparseGPT) { EXPECT_TRUE(kept_changed) << "SparseGPT updates the kept weights"; }
     for (auto& p : net->named_parameters())
-      if (!targets.count(p.key())) EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key();
+      if (!targets.count(p.key())) { EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key(); }
     EXPECT_FALSE(net->multi_modal_projector->linear_1->mask.defined());
     EXPECT_FALSE(net->language_model->lm_head->mask.defined());
     auto sr = eval::sparsity_report(net, 2, 4);
@@ -163,8 +164,9 @@ TEST_F(PruneDriver, DenseVisionTowerStaysBitIdentical) {
   const auto before = snapshot(net);
   auto rep = run(net, options(Method::Wanda, SparsityPattern::unstructured(0), SparsityPattern::unstructured(0.5)));
   for (auto& p : net->named_parameters())
-    if (p.key().rfind("vision_tower.", 0) == 0 || p.key().rfind("multi_modal_projector.", 0) == 0)
+    if (p.key().rfind("vision_tower.", 0) == 0 || p.key().rfind("multi_modal_projector.", 0) == 0) {
       EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key();
+    }
   for (auto& [name, lin] : net->vision_block_linears()) EXPECT_FALSE(lin->mask.defined()) << name;
   for (auto& l : rep.layers) EXPECT_EQ(l.tower, "language") << l.name;
   EXPECT_EQ(rep.layers.size(), net->language_block_linears().size());
@@ -359,7 +361,7 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
   std::map<std::string, model::Linear> ref_by(ref_lins.begin(), ref_lins.end());
   for (auto& [name, lin] : lm.model->linears()) {
     EXPECT_EQ(lin->mask.defined(), ref_by.at(name)->mask.defined()) << name;
-    if (lin->mask.defined()) EXPECT_TRUE(torch::equal(lin->mask, ref_by.at(name)->mask)) << name;
+    if (lin->mask.defined()) { EXPECT_TRUE(torch::equal(lin->mask, ref_by.at(name)->mask)) << name; }
   }
   EXPECT_TRUE(eval::sparsity_report(lm.model, 2, 4).nm_valid);
 
@@ -373,7 +375,7 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
   EXPECT_NEAR(rec["language_sparsity"].get<double>(), 0.5, 1e-9);
   EXPECT_EQ(rec["dense_model"]["path"], fs::absolute(dense).lexically_normal().string());
   EXPECT_EQ(rec["dense_model"]["fingerprint"], model::model_fingerprint(dense));
-  EXPECT_EQ(rec["ressa_version"], prune::kRessaVersion);
+  EXPECT_EQ(rec["ressa_version"], version_string());
   EXPECT_EQ(read_file(out + "/tokenizer.json"), read_file(dense + "/tokenizer.json"));
 
   // A masks file that disagrees with the weights is rejected by load_model.

@@ -10,6 +10,7 @@
 #include "ressa/core/error.h"
 #include "ressa/core/hash.h"
 #include "ressa/io/config.h"
+#include "ressa/io/model_files.h"
 #include "ressa/sparse/formats.h"
 
 namespace fs = std::filesystem;
@@ -44,14 +45,19 @@ bool is_ignorable_key(const std::string& key) {
   auto ends_with = [&](const std::string& s) {
     return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
   };
-  return ends_with(".position_ids") || ends_with(".rotary_emb.inv_freq");
+  // SigLIP's pooling head (vision_use_head): LLaVA reads hidden states, never the pooled output,
+  // so transformers' LLaVA builds the head but never runs it. Not read, not written back.
+  const bool siglip_head = key.rfind("vision_tower.vision_model.head.", 0) == 0;
+  return siglip_head || ends_with(".position_ids") || ends_with(".rotary_emb.inv_freq");
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(Llava& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
+  const bool tied = model->language_model->tied;
   for (auto& p : model->named_parameters(true)) {
     const auto& k = p.key();
     if (k.find("lora_A") != std::string::npos || k.find("lora_B") != std::string::npos) continue;
+    if (tied && k == "language_model.lm_head.weight") continue;  // stored once, as embed_tokens
     out.emplace_back(k, p.value());
   }
   return out;
@@ -66,6 +72,13 @@ SparseFormat parse_sparse_format(const std::string& s) {
 std::string to_string(SparseFormat f) { return f == SparseFormat::Bitmask ? "bitmask" : "nm"; }
 
 namespace {
+
+// The config as written beside an export, whose dense parts are stored in fp32: torch_dtype
+// names what the file holds, not the source's dtype.
+io::LlavaConfig written_config(io::LlavaConfig c) {
+  c.torch_dtype = "float32";
+  return c;
+}
 
 // compressed-tensors' names for the layouts (CompressionFormat values). N:M other than 2:4 has
 // no compressed-tensors name; the tensors are the same as sparse-24-bitmask's.
@@ -165,10 +178,11 @@ torch::Tensor unpack_bitmask(const sparse::NamedArray& bm, int64_t rows, int64_t
 LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts) {
   RESSA_CHECK(fs::is_directory(dir), "[load_model] ", dir, ": model directory not found");
   auto cfg = io::load_config((fs::path(dir) / "config.json").string());
+  auto ckpt = io::Checkpoint::open_dir(dir);
+  cfg.key_layout = ckpt.layout();  // written back the same way
   LoadedModel out;
   out.dir = dir;
   out.model = Llava(cfg);
-  auto ckpt = io::Checkpoint::open_dir(dir);
   auto expected = checkpoint_tensors(out.model);
   const auto comp = read_compression(dir);
   // Compressed layers: "<name>.weight" is replaced by the compressed tensors.
@@ -220,7 +234,9 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
   RESSA_CHECK(missing.empty(), "[load_model] ", dir, ": missing tensors: ", missing);
   std::string unexpected;
   for (auto& name : ckpt.names())
-    if (!expected_names.count(name) && !is_ignorable_key(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
+    if (!expected_names.count(name) && !is_ignorable_key(name) &&
+        !(out.model->language_model->tied && name == "language_model.lm_head.weight"))  // tied: a copy of embed_tokens
+      unexpected += (unexpected.empty() ? "" : ", ") + name;
   RESSA_CHECK(unexpected.empty(), "[load_model] ", dir, ": unexpected tensors: ", unexpected);
   // Validate every shape and dtype before copying anything (compressed layers: decoded and
   // checked by the format, then their dense shape against config.json).
@@ -322,18 +338,24 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
 
 void save_model(const std::string& dir, Llava& model, const std::map<std::string, std::string>& metadata) {
   fs::create_directories(dir);
+  // Written back in the checkpoint's dtype (config.json torch_dtype, kept as read): an fp16 or
+  // bf16 model stays one; pruned zeros are exact in every dtype.
+  const std::string& dtype = model->config.torch_dtype;
+  const auto st = dtype == "float16" ? torch::kHalf : dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  const io::DType file_dtype = dtype == "float16" ? io::DType::F16 : dtype == "bfloat16" ? io::DType::BF16 : io::DType::F32;
   io::save_config(dir, model->config);
   std::vector<torch::Tensor> keep;  // owns contiguous CPU copies while writing
   std::vector<io::TensorView> views;
   for (auto& [name, t] : checkpoint_tensors(model)) {
-    auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    auto c = t.detach().to(torch::kCPU, st).contiguous();
     RESSA_CHECK(torch::isfinite(c).all().item<bool>(), "[save_model] ", dir, ": refusing to write tensor ", name,
-                " with NaN or Inf values");
+                " with NaN or Inf values", st == torch::kFloat32 ? std::string() : " (in " + dtype + ")");
     keep.push_back(c);
-    views.push_back({name, io::DType::F32, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
+    views.push_back({name, file_dtype, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
   }
   auto md = metadata;
   md["format"] = "pt";
+  for (auto& v : views) v.name = io::to_file_name(v.name, model->config.key_layout);
   io::write_checkpoint_dir(dir, views, md);
   std::vector<torch::Tensor> mkeep;
   std::vector<io::TensorView> mviews;
@@ -434,7 +456,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   // config.json: the model config plus the compressed-tensors record (quantization_config with a
   // sparsity_config; targets are explicit layer names) and ressa's own (n, m in ressa's
   // "n zeros in every m" convention; compressed-tensors' sparsity_structure counts kept weights).
-  auto cfg = nlohmann::json::parse(io::config_to_json(lm.model->config));
+  auto cfg = nlohmann::json::parse(io::config_to_json(written_config(lm.model->config)));
   const bool ct24 = nm && o.n == 2 && o.m == 4;
   const std::string fmt = !nm ? kCtBitmask : ct24 ? kCt24 : kNmBitmask;
   nlohmann::json sc = {{"format", fmt},
@@ -448,11 +470,12 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
                          {"values", sparse::to_string(o.values)}};
 
   write_output_dir(out_dir, [&](const std::string& staging) {
-    io::save_config(staging, lm.model->config);  // config.json (replaced below) + preprocessor_config.json
+    io::save_config(staging, written_config(lm.model->config));  // config.json (replaced below) + preprocessor_config.json
     write_file_atomic((fs::path(staging) / "config.json").string(), cfg.dump(2) + "\n");
-    fs::copy_file(tok_path, fs::path(staging) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    io::copy_model_files(model_dir, staging);
     if (fs::exists(fs::path(model_dir) / "prune.json"))
       fs::copy_file(fs::path(model_dir) / "prune.json", fs::path(staging) / "prune.json", fs::copy_options::overwrite_existing);
+    for (auto& v : views) v.name = io::to_file_name(v.name, lm.model->config.key_layout);
     io::write_checkpoint_dir(staging, views,
                              {{"format", "pt"}, {"ressa.command", "export"}, {"ressa.sparse_format", to_string(o.format)}});
     for (const auto& e : fs::directory_iterator(staging)) {

@@ -1,4 +1,5 @@
-// LLaVA forward pass: CLIP vision tower, GELU MLP projector, Llama decoder (HF names and math).
+// LLaVA forward pass: CLIP or SigLIP vision tower, GELU MLP projector, Llama-family decoder (HF
+// names and math).
 #include "ressa/model/llava.h"
 
 #include <cmath>
@@ -43,14 +44,17 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
   return out_proj(o.transpose(1, 2).reshape({B, T, D}));
 }
 
-ClipMlpImpl::ClipMlpImpl(const io::VisionConfig& c) : quick_gelu(c.hidden_act == "quick_gelu") {
+ClipMlpImpl::ClipMlpImpl(const io::VisionConfig& c) : hidden_act(c.hidden_act) {
   fc1 = register_module("fc1", Linear(c.hidden_size, c.intermediate_size, true));
   fc2 = register_module("fc2", Linear(c.intermediate_size, c.hidden_size, true));
 }
 
 torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
   auto h = fc1(x);
-  h = quick_gelu ? h * torch::sigmoid(1.702 * h) : F::gelu(h);
+  if (hidden_act == "quick_gelu")
+    h = h * torch::sigmoid(1.702 * h);
+  else
+    h = F::gelu(h, F::GELUFuncOptions().approximate(hidden_act == "gelu_pytorch_tanh" ? "tanh" : "none"));
   return fc2(h);
 }
 
@@ -67,17 +71,19 @@ torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
 }
 
 ClipEmbeddingsImpl::ClipEmbeddingsImpl(const io::VisionConfig& c) {
-  class_embedding = register_parameter("class_embedding", torch::randn({c.hidden_size}) * 0.02);
+  if (!c.is_siglip()) class_embedding = register_parameter("class_embedding", torch::randn({c.hidden_size}) * 0.02);
   patch_embedding = register_module(
-      "patch_embedding",
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size).stride(c.patch_size).bias(false)));
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(c.num_patches() + 1, c.hidden_size));
+      "patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size)
+                                               .stride(c.patch_size)
+                                               .bias(c.is_siglip())));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(c.num_positions(), c.hidden_size));
   // Initialised with 2-D sine-cosine positions (as in MAE) rather than N(0, 0.02), so that a
   // model trained from scratch sees the patch grid's layout from the first step (HF's init makes
   // the position signal ~25x weaker than the patch content). Still a learned parameter;
   // checkpoints load over it. (Measured effect on ShapesVQA: small; docs/benchmarks.md.)
   torch::NoGradGuard ng;
-  position_embedding->weight.copy_(sincos_2d_positions(c.image_size / c.patch_size, c.hidden_size));
+  const auto table = sincos_2d_positions(c.patches_per_side(), c.hidden_size);  // row 0: a class token
+  position_embedding->weight.copy_(c.is_siglip() ? table.narrow(0, 1, c.num_patches()) : table);
 }
 
 torch::Tensor sincos_2d_positions(int64_t grid, int64_t dim) {
@@ -97,9 +103,11 @@ torch::Tensor sincos_2d_positions(int64_t grid, int64_t dim) {
 
 torch::Tensor ClipEmbeddingsImpl::forward(const torch::Tensor& pixels) {
   const int64_t B = pixels.size(0);
-  auto patches = patch_embedding(pixels).flatten(2).transpose(1, 2);  // [B, P, D]
-  auto cls = class_embedding.view({1, 1, -1}).expand({B, 1, class_embedding.size(0)});
-  auto x = torch::cat({cls, patches}, 1);
+  auto x = patch_embedding(pixels).flatten(2).transpose(1, 2);  // [B, P, D]
+  if (class_embedding.defined()) {
+    auto cls = class_embedding.view({1, 1, -1}).expand({B, 1, class_embedding.size(0)});
+    x = torch::cat({cls, x}, 1);
+  }
   return x + position_embedding->weight.unsqueeze(0);
 }
 
@@ -110,10 +118,15 @@ ClipEncoderImpl::ClipEncoderImpl(const io::VisionConfig& c) {
 
 ClipVisionTransformerImpl::ClipVisionTransformerImpl(const io::VisionConfig& c) {
   embeddings = register_module("embeddings", ClipEmbeddings(c));
-  pre_layrnorm = register_module("pre_layrnorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+  if (!c.is_siglip()) pre_layrnorm = register_module("pre_layrnorm", layer_norm(c.hidden_size, c.layer_norm_eps));
   encoder = register_module("encoder", ClipEncoder(c));
   post_layernorm = register_module("post_layernorm", layer_norm(c.hidden_size, c.layer_norm_eps));
   for (auto& m : *encoder->layers) blocks.push_back(ClipLayer(std::dynamic_pointer_cast<ClipLayerImpl>(m)));
+}
+
+torch::Tensor ClipVisionTransformerImpl::embed(const torch::Tensor& pixels) {
+  auto x = embeddings(pixels);
+  return pre_layrnorm ? pre_layrnorm(x) : x;
 }
 
 ClipVisionModelImpl::ClipVisionModelImpl(const io::VisionConfig& c) {
@@ -121,9 +134,9 @@ ClipVisionModelImpl::ClipVisionModelImpl(const io::VisionConfig& c) {
 }
 
 // ---- projector -----------------------------------------------------------------------------
-ProjectorImpl::ProjectorImpl(int64_t dv, int64_t dt) {
-  linear_1 = register_module("linear_1", Linear(dv, dt, true));
-  linear_2 = register_module("linear_2", Linear(dt, dt, true));
+ProjectorImpl::ProjectorImpl(int64_t dv, int64_t dt, bool bias) {
+  linear_1 = register_module("linear_1", Linear(dv, dt, bias));
+  linear_2 = register_module("linear_2", Linear(dt, dt, bias));
 }
 
 torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) { return linear_2(F::gelu(linear_1(x))); }
@@ -141,10 +154,10 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
 LlamaAttentionImpl::LlamaAttentionImpl(const io::TextConfig& c)
     : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim()) {
   const int64_t d = c.hidden_size;
-  q_proj = register_module("q_proj", Linear(d, heads * head_dim, false));
-  k_proj = register_module("k_proj", Linear(d, kv_heads * head_dim, false));
-  v_proj = register_module("v_proj", Linear(d, kv_heads * head_dim, false));
-  o_proj = register_module("o_proj", Linear(heads * head_dim, d, false));
+  q_proj = register_module("q_proj", Linear(d, heads * head_dim, c.qkv_bias));
+  k_proj = register_module("k_proj", Linear(d, kv_heads * head_dim, c.qkv_bias));
+  v_proj = register_module("v_proj", Linear(d, kv_heads * head_dim, c.qkv_bias));
+  o_proj = register_module("o_proj", Linear(heads * head_dim, d, c.o_bias));
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -208,6 +221,11 @@ LlamaModelImpl::LlamaModelImpl(const io::TextConfig& c) {
 LlamaForCausalLmImpl::LlamaForCausalLmImpl(const io::TextConfig& c) {
   model = register_module("model", LlamaModel(c));
   lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
+  if (c.tie_word_embeddings) {
+    torch::NoGradGuard ng;
+    lm_head->weight.set_(model->embed_tokens->weight);  // one storage: loading either loads both
+    tied = true;
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positions, int64_t head_dim, double theta) {
@@ -222,7 +240,8 @@ std::pair<torch::Tensor, torch::Tensor> rope_tables(const torch::Tensor& positio
 LlavaImpl::LlavaImpl(const io::LlavaConfig& c) : config(c) {
   c.validate("LlavaConfig");
   vision_tower = register_module("vision_tower", ClipVisionModel(c.vision));
-  multi_modal_projector = register_module("multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
+  multi_modal_projector =
+      register_module("multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size, c.projector_bias));
   language_model = register_module("language_model", LlamaForCausalLm(c.text));
 }
 
@@ -233,7 +252,7 @@ std::vector<torch::Tensor> LlavaImpl::vision_hidden_states(const torch::Tensor& 
                   "[Llava::image_features] pixels must be [B,3,", config.vision.image_size, ",",
                   config.vision.image_size, "], got ", pixels.sizes());
   std::vector<torch::Tensor> hs;
-  auto x = vm->pre_layrnorm(vm->embeddings(pixels));
+  auto x = vm->embed(pixels);
   hs.push_back(x);
   for (auto& blk : vm->blocks) {
     x = blk(x);
@@ -247,15 +266,18 @@ torch::Tensor LlavaImpl::image_features(const torch::Tensor& pixels) {
   const int64_t L = static_cast<int64_t>(vm->blocks.size());
   const int64_t layer = config.vision_feature_layer < 0 ? L + 1 + config.vision_feature_layer : config.vision_feature_layer;
   // Run only the blocks the selected hidden state needs.
-  auto x = vm->pre_layrnorm(vm->embeddings(pixels));
+  auto x = vm->embed(pixels);
   for (int64_t i = 0; i < layer; ++i) x = vm->blocks[i](x);
   if (config.vision_feature_select_strategy == "default") x = x.slice(1, 1);
   return multi_modal_projector(x);
 }
 
 torch::Tensor LlavaImpl::embed(const torch::Tensor& ids, const torch::Tensor& feats) {
-  auto emb = language_model->model->embed_tokens(ids);
   auto is_img = ids.eq(config.image_token_index);
+  // An image token id may lie past the vocabulary (transformers allows it): those positions are
+  // overwritten by image features, so they look up any valid row first.
+  auto emb = language_model->model->embed_tokens(
+      config.image_token_index >= config.text.vocab_size ? ids.masked_fill(is_img, 0) : ids);
   const int64_t n_img = is_img.sum().item<int64_t>();
   RESSA_CHECK_ARG(n_img == feats.size(0) * feats.size(1), "[Llava::embed] the input has ", n_img,
                   " <image> tokens but the images give ", feats.size(0) * feats.size(1), " features (",
@@ -317,9 +339,13 @@ std::vector<std::pair<std::string, Linear>> LlavaImpl::linears() {
 }
 
 std::vector<std::pair<std::string, Linear>> LlavaImpl::vision_block_linears() {
+  // Blocks past the selected hidden state (vision_feature_layer) never reach the output: pruning,
+  // repair and the sparsity accounting leave them out (they stay dense as loaded).
+  static const std::string prefix = "vision_tower.vision_model.encoder.layers.";
+  const int64_t used = config.vision_layers_used();
   std::vector<std::pair<std::string, Linear>> out;
   for (auto& [name, lin] : linears())
-    if (name.rfind("vision_tower.vision_model.encoder.layers.", 0) == 0) out.emplace_back(name, lin);
+    if (name.rfind(prefix, 0) == 0 && std::stoll(name.substr(prefix.size())) < used) out.emplace_back(name, lin);
   return out;
 }
 

@@ -1,7 +1,11 @@
 // The LLaVA architecture with Hugging Face parameter names (llava-hf checkpoints):
-//   vision_tower.vision_model.*    CLIP ViT (patch conv, class token, learned positions, pre-LN blocks)
+//   vision_tower.vision_model.*    CLIP ViT (patch conv, class token, learned positions, pre-LN
+//                                  blocks) or SigLIP ViT (patch conv with bias, no class token)
 //   multi_modal_projector.*        linear_1 -> GELU -> linear_2
-//   language_model.model.*         Llama decoder (RMSNorm, RoPE, SwiGLU), language_model.lm_head
+//   language_model.model.*         Llama / Mistral / Qwen2 decoder (RMSNorm, RoPE, SwiGLU; Qwen2's
+//                                  q/k/v biases), language_model.lm_head (tied to embed_tokens
+//                                  when text_config.tie_word_embeddings)
+// Checkpoints in the transformers >= 4.52 key layout map onto these names (io/key_layout.h).
 // Image features replace the <image> tokens of the input (one token per image feature).
 #pragma once
 #include <torch/torch.h>
@@ -34,7 +38,7 @@ class ClipMlpImpl : public torch::nn::Module {
   explicit ClipMlpImpl(const io::VisionConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
   Linear fc1{nullptr}, fc2{nullptr};
-  bool quick_gelu;
+  std::string hidden_act;  // quick_gelu | gelu | gelu_pytorch_tanh
 };
 TORCH_MODULE(ClipMlp);
 
@@ -51,8 +55,10 @@ TORCH_MODULE(ClipLayer);
 class ClipEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit ClipEmbeddingsImpl(const io::VisionConfig& c);
-  torch::Tensor forward(const torch::Tensor& pixels);  // [B,3,H,W] -> [B, 1+P, D]
-  torch::Tensor class_embedding;                       // [D]
+  // [B,3,H,W] -> [B, P, D] plus CLIP's class token first: [B, 1+P, D]. SigLIP has no class
+  // token, and its patch conv has a bias.
+  torch::Tensor forward(const torch::Tensor& pixels);
+  torch::Tensor class_embedding;                       // [D]; CLIP only
   torch::nn::Conv2d patch_embedding{nullptr};
   torch::nn::Embedding position_embedding{nullptr};
 };
@@ -68,8 +74,10 @@ TORCH_MODULE(ClipEncoder);
 class ClipVisionTransformerImpl : public torch::nn::Module {
  public:
   explicit ClipVisionTransformerImpl(const io::VisionConfig& c);
+  // The embeddings, then (CLIP) pre_layrnorm: the input of block 0, [B,3,H,W] -> [B, T, D].
+  torch::Tensor embed(const torch::Tensor& pixels);
   ClipEmbeddings embeddings{nullptr};
-  torch::nn::LayerNorm pre_layrnorm{nullptr};  // sic: the HF name
+  torch::nn::LayerNorm pre_layrnorm{nullptr};  // sic: the HF name; CLIP only (null for SigLIP)
   ClipEncoder encoder{nullptr};
   torch::nn::LayerNorm post_layernorm{nullptr};
   std::vector<ClipLayer> blocks;  // views of encoder.layers
@@ -86,7 +94,7 @@ TORCH_MODULE(ClipVisionModel);
 // ---- projector --------------------------------------------------------------------------
 class ProjectorImpl : public torch::nn::Module {
  public:
-  ProjectorImpl(int64_t vision_hidden, int64_t text_hidden);
+  ProjectorImpl(int64_t vision_hidden, int64_t text_hidden, bool bias);
   torch::Tensor forward(const torch::Tensor& x);  // [B, P, Dv] -> [B, P, Dt]
   Linear linear_1{nullptr}, linear_2{nullptr};
 };
@@ -152,7 +160,9 @@ class LlamaForCausalLmImpl : public torch::nn::Module {
  public:
   explicit LlamaForCausalLmImpl(const io::TextConfig& c);
   LlamaModel model{nullptr};
+  // With tied embeddings lm_head's weight shares embed_tokens' storage; checkpoints store it once.
   Linear lm_head{nullptr};
+  bool tied = false;
 };
 TORCH_MODULE(LlamaForCausalLm);
 
@@ -191,7 +201,8 @@ class LlavaImpl : public torch::nn::Module {
 
   // Every Linear in the model by its HF name (without ".weight").
   std::vector<std::pair<std::string, Linear>> linears();
-  // The Linears pruning targets: those inside vision encoder blocks and language model blocks.
+  // The Linears pruning targets: those inside the vision blocks that reach the output (the first
+  // vision_layers_used()) and inside the language model blocks.
   std::vector<std::pair<std::string, Linear>> vision_block_linears();
   std::vector<std::pair<std::string, Linear>> language_block_linears();
   // Sets teacher mode on every Linear (dense W0 forward when the layer has one).

@@ -13,8 +13,10 @@
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/core/version.h"
 #include "ressa/data/dataset.h"
 #include "ressa/data/image.h"
+#include "ressa/io/model_files.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/mask.h"
 
@@ -181,6 +183,8 @@ std::pair<std::vector<Target>, std::vector<Target>> extra_targets(model::Llava& 
   if (o.prune_projector && !o.language.is_dense())
     proj = {{"multi_modal_projector.linear_1", "projector", net->multi_modal_projector->linear_1},
             {"multi_modal_projector.linear_2", "projector", net->multi_modal_projector->linear_2}};
+  RESSA_CHECK_ARG(!o.prune_lm_head || !net->language_model->tied,
+                  "[prune] --prune-lm-head: lm_head is tied to embed_tokens (text_config.tie_word_embeddings)");
   if (o.prune_lm_head && !o.language.is_dense())
     head = {{"language_model.lm_head", "lm_head", net->language_model->lm_head}};
   return {proj, head};
@@ -263,7 +267,7 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   std::vector<torch::Tensor> hid(nb), ids(nb), attn(nb);  // hid: [B, 1+P, Dv] now, [B, T, D] later
   for (int64_t b = 0; b < nb; ++b) {
     auto bt = train::make_train_batch(calib, batches[b], cfg, tok, device);
-    hid[b] = vm->pre_layrnorm(vm->embeddings(bt.pixels));
+    hid[b] = vm->embed(bt.pixels);
     ids[b] = bt.ids;
     attn[b] = bt.attn;
   }
@@ -303,7 +307,7 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
     for (int64_t b = 0; b < nb; ++b) feat[b] = drop_cls ? hid[b].slice(1, 1) : hid[b];
   };
   if (feat_layer == 0) take_features();
-  for (int64_t i = 0; i < L; ++i) {
+  for (int64_t i = 0; i < feat_layer; ++i) {  // blocks past the selected layer never reach the output
     auto blk = vm->blocks[i];
     hid = run_stage(block_targets(vis_all, "vision_tower.vision_model.encoder.layers." + std::to_string(i) + ".", "vision"),
                     vp, [&](int64_t b) { return blk(hid[b]); }, nullptr);
@@ -379,13 +383,13 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
                         {"dense_model",
                          {{"path", fs::absolute(dense_dir).lexically_normal().string()},
                           {"fingerprint", model::model_fingerprint(dense_dir)}}},
-                        {"ressa_version", kRessaVersion}};
+                        {"ressa_version", version_string()}};
   if (o.method == Method::DSnoT) rec["dsnot_base"] = to_string(o.method_opts.dsnot_base);
 
   write_output_dir(out_dir, [&](const std::string& staging) {
     model::save_model(staging, lm.model,
                       {{"ressa.command", "prune"}, {"ressa.method", to_string(o.method)}, {"ressa.pattern", pattern}});
-    fs::copy_file(tok_path, fs::path(staging) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    io::copy_model_files(dense_dir, staging);
     write_file_atomic((fs::path(staging) / "prune.json").string(), rec.dump(2) + "\n");
   });
   return rep;

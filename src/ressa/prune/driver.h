@@ -16,8 +16,6 @@
 
 namespace ressa::prune {
 
-inline constexpr const char* kRessaVersion = "0.1";  // recorded in prune.json
-
 struct PruneModelOptions {
   // Sequential: block i is calibrated on the outputs of the already-pruned blocks before it (and
   // the language model on the pruned vision tower's features). Dense: on the dense model's.

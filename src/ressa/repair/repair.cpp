@@ -9,6 +9,7 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
 #include "ressa/eval/vqa_eval.h"
+#include "ressa/io/model_files.h"
 #include "ressa/io/tokenizer.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/train/vqa_data.h"
@@ -193,7 +194,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   write_output_dir(o.out_dir, [&](const std::string& staging) {
     // save_model refuses NaN/Inf weights: then nothing is left at --out.
     model::save_model(staging, net, {{"ressa.command", "repair"}, {"ressa.adapter", model::to_string(o.adapter.kind)}});
-    fs::copy_file(fs::path(o.pruned_dir) / "tokenizer.json", fs::path(staging) / "tokenizer.json");
+    io::copy_model_files(o.pruned_dir, staging);
     fs::copy_file(fs::path(o.pruned_dir) / "prune.json", fs::path(staging) / "prune.json");
     write_file_atomic((fs::path(staging) / "repair.json").string(), rep.dump(2) + "\n");
   });
