@@ -6,6 +6,7 @@
 #include "ressa/eval/sparsity.h"
 #include "ressa/eval/vqa_eval.h"
 #include "ressa/core/atomic_file.h"
+#include "ressa/io/config_summary.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/sparse/kernels.h"
 
@@ -100,19 +101,60 @@ void register_eval(CLI::App& app) {
   });
 }
 
+namespace {
+// `ressa inspect --config-only`: config.json resolved as transformers builds it, no weights read.
+void inspect_config(const std::string& model_dir, const std::string& json_path) {
+  const auto cfg = io::resolve_config((std::filesystem::path(model_dir) / "config.json").string());
+  const auto n = io::parameter_counts(cfg);
+  nlohmann::json resolved = io::resolved_config_json(cfg);
+  const auto& v = cfg.vision;
+  const auto& t = cfg.text;
+  std::cout << "model_type " << cfg.model_type << " (" << v.model_type << " + " << t.model_type << "), dtype "
+            << cfg.torch_dtype << "\n"
+            << "vision: hidden " << v.hidden_size << ", intermediate " << v.intermediate_size << ", layers "
+            << v.num_hidden_layers << " (" << cfg.vision_layers_used() << " used), heads " << v.num_attention_heads
+            << ", image " << v.image_size << ", patch " << v.patch_size << ", " << v.hidden_act << "\n"
+            << "text: hidden " << t.hidden_size << ", intermediate " << t.intermediate_size << ", layers "
+            << t.num_hidden_layers << ", heads " << t.num_attention_heads << ", kv heads " << t.num_key_value_heads
+            << ", head_dim " << t.head_dim() << ", vocab " << t.vocab_size << ", max positions "
+            << t.max_position_embeddings << (t.tie_word_embeddings ? ", tied embeddings" : "") << "\n"
+            << "image tokens " << cfg.image_tokens() << " (" << cfg.vision_feature_select_strategy << ", layer "
+            << cfg.vision_feature_layer << ")\n"
+            << "parameters: vision " << n.vision << ", projector " << n.projector << ", language " << n.language
+            << ", total " << n.total() << "\n";
+  try {
+    cfg.check_runnable(model_dir);
+  } catch (const std::runtime_error& e) {
+    std::cout << "not runnable: " << e.what() << "\n";
+    resolved["runnable"] = false;
+  }
+  write_json(json_path, {{"config", resolved},
+                         {"parameters",
+                          {{"vision", n.vision}, {"projector", n.projector}, {"language", n.language}, {"total", n.total()}}}});
+}
+}  // namespace
+
 void register_inspect(CLI::App& app) {
   struct Flags {
     ComputeFlags c;
     std::string model, pattern;
+    bool config_only = false;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("inspect", "per-layer sparsity and N:M validity of a model");
   cmd->add_option("--model", f->model, "model directory")->required();
   cmd->add_option("--pattern", f->pattern, "N:M pattern to check (default: the one recorded by prune, if any)");
+  cmd->add_flag("--config-only", f->config_only,
+                "print the resolved configuration (sizes, head_dim, kv heads, vocab, image tokens, dtype, parameters per "
+                "tower) without reading weights");
   add_compute_flags(cmd, f->c, true);
   cmd->callback([f] {
     require_dir("--model", f->model, "model directory");
     check_json_flag(f->c, {{"--model", f->model}});
+    if (f->config_only) {
+      inspect_config(f->model, f->c.json_path);
+      return;
+    }
     int n = 0, m = 0;
     if (!f->pattern.empty()) {  // a bad --pattern is a usage error, found before the model loads
       const auto [pn, pm] = parse_nm_flag("inspect", f->pattern);

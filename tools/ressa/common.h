@@ -60,5 +60,7 @@ void register_launch(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_export(CLI::App& app);
 void register_reproduce(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 }  // namespace ressa::cli

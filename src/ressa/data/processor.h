@@ -1,0 +1,67 @@
+// Processor: a model directory's chat template + tokenizer + image processor, as one object the
+// way transformers' LlavaProcessor is one: a question and an image become the prompt's token ids
+// (each image token expanded to the number of features the vision tower gives) and the pixels.
+// `ressa generate` and `ressa tokenize` take their inputs from it. Torch-free.
+//
+// What it reads from the directory (docs/formats.md, "Model directory"):
+//   tokenizer.json (+ tokenizer_config.json)   io::Tokenizer::load_dir
+//   chat template                              io::ChatTemplate::load_dir; without one, a
+//                                              WordLevel (ressa-trained) model uses ressa's own
+//                                              prompt, any other model is an error
+//   preprocessor_config.json                   data::ImageProcessor; without it, ressa's own
+//                                              pipeline: bilinear resize to image_size x
+//                                              image_size, then config.json's image_mean/std
+//   generation_config.json                     eos_token_id (an id or a list) for generation
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ressa/data/image.h"
+#include "ressa/data/image_processor.h"
+#include "ressa/io/chat_template.h"
+#include "ressa/io/config.h"
+#include "ressa/io/tokenizer.h"
+
+namespace ressa::data {
+
+struct PromptIds {
+  std::string text;          // the rendered chat template (one image token per image)
+  std::vector<int64_t> ids;  // its token ids, each image token repeated image_tokens() times
+};
+
+class Processor {
+ public:
+  // Loads the pieces above from `model_dir` for a model of configuration `config`.
+  // `prompt_format`, when not empty, replaces the chat template (io::ChatTemplate::from_format).
+  static Processor load_dir(const std::string& model_dir, const io::LlavaConfig& config,
+                            const std::string& prompt_format = "");
+
+  // One user turn: an image (when with_image) then `question`, with the generation prompt;
+  // tokenized with the tokenizer's special tokens as LlavaProcessor does.
+  PromptIds prompt(const std::string& question, bool with_image) const;
+  // Model pixels (3, image_size, image_size) float32 of one image.
+  PixelValues pixels(const Image& img) const;
+  // Ids that end generation: generation_config.json's eos_token_id, else the tokenizer's eos.
+  const std::vector<int64_t>& eos_ids() const { return eos_ids_; }
+
+  const io::Tokenizer& tokenizer() const { return tok_; }
+  const io::ChatTemplate& chat_template() const { return template_; }
+  bool has_image_processor() const { return image_.has_value(); }
+
+ private:
+  Processor(io::Tokenizer tok, io::ChatTemplate tmpl, const io::LlavaConfig& config)
+      : tok_(std::move(tok)), template_(std::move(tmpl)), config_(config) {}
+  io::Tokenizer tok_;
+  io::ChatTemplate template_;
+  io::LlavaConfig config_;
+  std::optional<ImageProcessor> image_;  // nullopt: ressa's own bilinear pipeline
+  std::vector<int64_t> eos_ids_;
+};
+
+// generation_config.json's eos_token_id as a list (an int, a list of ints, or absent/null: {}).
+// Throws std::runtime_error naming the file for anything else.
+std::vector<int64_t> parse_generation_eos(const std::string& text, const std::string& where);
+
+}  // namespace ressa::data
