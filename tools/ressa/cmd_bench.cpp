@@ -103,9 +103,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--format", f->format, "auto (bitmask for --sparsity, nm for --pattern), bitmask or nm")
       ->check(CLI::IsMember({"auto", "bitmask", "nm"}));
   cmd->add_option("--dtype", f->dtype,
-                  "sparse value storage: f32, bf16 or f16 (weights rounded to bfloat16 or IEEE half, fp32 "
-                  "accumulation; the dense baseline stays fp32)")
-      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
+                  "sparse value storage: float32, bfloat16 or float16 (weights rounded to bfloat16 or IEEE half, "
+                  "fp32 accumulation; the dense baseline stays fp32; f32, bf16, f16 also accepted)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16", "f32", "bf16", "f16"}));
   cmd->add_option("--repeats", f->repeats, "timed repeats of each (0 = as many as fit --min-time, at least 10)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--min-time", f->min_time, "seconds of timed repeats when --repeats is 0")->check(CLI::NonNegativeNumber);
@@ -269,7 +269,7 @@ void register_bench(CLI::App& app) {
                         {"batch", B},
                         {"pattern", pat.to_string()},
                         {"format", use_nm ? "nm" : "bitmask"},
-                        {"dtype", f->dtype},
+                        {"dtype", sparse::to_string(sparse::parse_value_type(f->dtype))},
                         {"sparsity", achieved},
                         {"threads", rt.threads},
                         {"isa", sparse::to_string(sparse::active_isa())},

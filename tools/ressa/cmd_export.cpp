@@ -26,10 +26,11 @@ void register_export(CLI::App& app) {
   cmd->add_option("--pattern", f->pattern,
                   "N:M for --format nm (N zeros in every M weights; default: the model's prune.json pattern, else 2:4)");
   cmd->add_option("--dtype", f->dtype,
-                  "value storage: f32 (exact, default), bf16 or f16 (kept weights rounded to bfloat16 or IEEE "
-                  "half: half their bytes, faster kernels; the model changes slightly, except that f16 is exact "
-                  "for a model whose weights came from an fp16 checkpoint)")
-      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
+                  "value storage: float32 (exact, default), bfloat16 or float16 (kept weights rounded to "
+                  "bfloat16 or IEEE half: half their bytes, faster kernels; the model changes slightly, except that "
+                  "float16 is exact for a model whose weights came from an fp16 checkpoint; f32, bf16, f16 also "
+                  "accepted)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16", "f32", "bf16", "f16"}));
   cmd->add_option("--out", f->out, "compressed model directory to write")->required();
   cmd->add_option("--json", f->json_path, "write the results as one JSON object to this path");
   cmd->callback([f] {
@@ -75,7 +76,7 @@ void register_export(CLI::App& app) {
     std::cout << line << "\n";
     nlohmann::json j = {{"out", f->out},
                         {"format", f->format},
-                        {"dtype", f->dtype},
+                        {"dtype", sparse::to_string(sparse::parse_value_type(f->dtype))},
                         {"compressed_layers", rep.compressed},
                         {"dense_layers", rep.dense},
                         {"file_bytes", rep.file_bytes},

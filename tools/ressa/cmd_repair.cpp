@@ -38,7 +38,8 @@ void register_repair(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--resume", o.loop.resume, "continue an interrupted run from <out>.ckpt");
   cmd->add_option("--seed", o.seed, "adapter initialisation and data order")->capture_default_str();
-  cmd->add_option("--val-limit", o.val_limit, "val examples scored before/after (0 = skip)")->capture_default_str();
+  cmd->add_option("--limit", o.val_limit, "val examples scored before/after (0 = skip)")->capture_default_str();
+  cmd->add_option("--val-limit", o.val_limit)->group("");  // earlier name of --limit
   add_compute_flags(cmd, f->c, true);
   add_dist_flags(cmd, f->c);
   cmd->callback([f] {

@@ -31,7 +31,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--grad-clip", f->o.loop.grad_clip, "gradient clipping norm (0 = off)");
   cmd->add_option("--eval-every", f->o.loop.eval_every, "validate every N steps (0 = end only)");
   cmd->add_flag("!--no-pack", f->o.pack, "one question per sequence (default: the questions of an image share one sequence)");
-  cmd->add_option("--val-limit", f->o.val_limit, "validation examples used");
+  cmd->add_option("--limit", f->o.val_limit, "validation examples scored");
+  cmd->add_option("--val-limit", f->o.val_limit)->group("");  // earlier name of --limit
   cmd->add_option("--checkpoint-every", f->o.loop.checkpoint_every, "write a resumable checkpoint every N steps");
   cmd->add_flag("--resume", f->o.loop.resume, "continue an interrupted run from <out>.ckpt");
   cmd->add_option("--stop-after", f->o.loop.stop_after, "testing aid: checkpoint and stop after step N as if killed")

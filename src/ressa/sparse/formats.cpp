@@ -166,10 +166,11 @@ size_t dtype_size(const std::string& dtype) {
 const char* to_string(ValueType t) { return t == ValueType::bf16 ? "bf16" : t == ValueType::f16 ? "f16" : "f32"; }
 
 ValueType parse_value_type(const std::string& s) {
-  if (s == "f32") return ValueType::f32;
-  if (s == "bf16") return ValueType::bf16;
-  if (s == "f16") return ValueType::f16;
-  fail_arg("unknown value type '", s, "' (expected f32, bf16 or f16)");
+  // Hugging Face's torch_dtype names, and ressa's short ones.
+  if (s == "float32" || s == "f32") return ValueType::f32;
+  if (s == "bfloat16" || s == "bf16") return ValueType::bf16;
+  if (s == "float16" || s == "f16") return ValueType::f16;
+  fail_arg("unknown value type '", s, "' (expected float32, bfloat16 or float16)");
 }
 
 uint16_t to_bf16(float f) {

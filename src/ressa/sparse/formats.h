@@ -27,7 +27,8 @@ size_t dtype_size(const std::string& dtype);
 // bits, range +-65504, below 2^-14 subnormal): exact for the weights of an fp16 checkpoint.
 enum class ValueType { f32, bf16, f16 };
 const char* to_string(ValueType t);                 // "f32", "bf16", "f16"
-ValueType parse_value_type(const std::string& s);  // inverse; throws std::invalid_argument
+// float32|bfloat16|float16 (Hugging Face's names) or f32|bf16|f16; throws std::invalid_argument.
+ValueType parse_value_type(const std::string& s);
 // fp32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)); NaN stays NaN.
 uint16_t to_bf16(float f);
 float from_bf16(uint16_t h);
