@@ -162,7 +162,7 @@ TEST_F(CliExport, BadInputExitsWithOneErrorLine) {
   EXPECT_NE(r.err.find("layers.0"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".partial"));
-  for (const std::string args : {"export --model " + (g_root / "p70").string() + " --format csr --out " + out,
+  for (const std::string& args : {"export --model " + (g_root / "p70").string() + " --format csr --out " + out,
                                  "export --model " + (g_root / "p70").string() + " --format bitmask --pattern 2:4 --out " + out,
                                  "export --model " + (g_root / "p24").string() + " --format nm --pattern 2 --out " + out,
                                  "export --model " + (g_root / "p70").string() + " --format bitmask --dtype fp16 --out " + out,

@@ -55,6 +55,7 @@ class CliPrune : public ::testing::Test {
 std::string CliPrune::data, CliPrune::dense;
 
 TEST_F(CliPrune, EveryMethodAtTwoFour) {
+  ::setenv("RESSA_PROGRESS_SECONDS", "0", 1);  // every progress line, although stderr is a file
   for (const std::string method : {"magnitude", "wanda", "sparsegpt", "dsnot"}) {
     SCOPED_TRACE(method);
     const auto out = g_root / ("p_" + method), js = g_root / ("p_" + method + ".json");
@@ -175,7 +176,7 @@ TEST_F(CliPrune, PruneTensor) {
   for (int g = 0; g < 8 * 16 / 4; ++g) EXPECT_EQ(m[4 * g] + m[4 * g + 1] + m[4 * g + 2] + m[4 * g + 3], 2) << g;
 
   const auto op2 = (g_root / "o2.safetensors").string();
-  for (const std::string c : {"--inputs " + bp + " --method wanda --sparsity 0.5",
+  for (const std::string& c : {"--inputs " + bp + " --method wanda --sparsity 0.5",
                               "--inputs " + xp + " --method wanda --pattern 2:5",
                               "--inputs " + xp + " --method wanda --sparsity 0.5 --pattern 2:4"}) {
     SCOPED_TRACE(c);

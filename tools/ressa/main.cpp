@@ -3,14 +3,19 @@
 // reported as one "error: ..." line on stderr.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "common.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
 #include "ressa/core/runtime.h"
+#include "ressa/core/version.h"
 #include "ressa/prune/pattern.h"
 
 namespace ressa::cli {
@@ -57,12 +62,24 @@ model::Runtime setup(const ComputeFlags& f) {
 
 ProgressSink progress_printer() {
   const bool tty = isatty(STDERR_FILENO);
-  return [tty](const std::string& line, bool final) {
+  // Without a terminal (a log file, CI, a study's child) a line every 30 s at most
+  // (RESSA_PROGRESS_SECONDS overrides), plus every final line: an hour of training writes ~120
+  // lines instead of thousands.
+  double every = 30;
+  if (const char* e = std::getenv("RESSA_PROGRESS_SECONDS"); e && *e) every = std::max(0.0, std::atof(e));
+  const auto interval = std::chrono::duration<double>(every);
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  auto printed = std::make_shared<bool>(false);
+  return [tty, interval, last, printed](const std::string& line, bool final) {
     if (tty) {
       std::cerr << "\r\033[K" << line << (final ? "\n" : "") << std::flush;
-    } else {
-      std::cerr << line << "\n";
+      return;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (!final && *printed && now - *last < interval) return;
+    *last = now;
+    *printed = true;
+    std::cerr << line << "\n";
   };
 }
 
@@ -108,7 +125,7 @@ int main(int argc, char** argv) {
   }
   CLI::App app{"ressa: prune, repair and deploy sparse vision-language models (LLaVA architecture)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "ressa 0.1");
+  app.set_version_flag("--version", std::string("ressa ") + ressa::version_string());
   ressa::cli::register_data(app);
   ressa::cli::register_train(app);
   ressa::cli::register_eval(app);
@@ -119,6 +136,8 @@ int main(int argc, char** argv) {
   ressa::cli::register_bench(app);
   ressa::cli::register_export(app);
   ressa::cli::register_reproduce(app);
+  ressa::cli::register_generate(app);
+  ressa::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
