@@ -96,7 +96,7 @@ TEST(CliReproduce, QuickStudyOnTinyThenCacheThenBadFlag) {
   ASSERT_FALSE(eval_id.empty());
   const fs::path cache = out / "cache";
   ASSERT_TRUE(fs::remove(cache / (eval_id + ".json")));
-  const fs::path model = fs::path(model_dir).is_absolute() ? fs::path(model_dir) : root / model_dir;
+  const fs::path model = fs::path(model_dir).is_absolute() ? fs::path(model_dir) : out / model_dir;  // relative to the study folder
   ASSERT_TRUE(fs::is_directory(model)) << model;
   fs::remove_all(model);
   ressa::write_file_atomic(model.string(), "not a model directory\n");

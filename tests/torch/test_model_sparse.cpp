@@ -131,8 +131,9 @@ TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
   auto dl = dense.model->linears(), cl = comp.model->linears();
   for (size_t i = 0; i < dl.size(); ++i) {
     ASSERT_EQ(dl[i].second->mask.defined(), cl[i].second->mask.defined()) << dl[i].first;
-    if (dl[i].second->mask.defined())
+    if (dl[i].second->mask.defined()) {
       EXPECT_TRUE(torch::equal(dl[i].second->mask, cl[i].second->mask)) << dl[i].first;
+    }
     EXPECT_EQ(cl[i].second->sparse != nullptr, dl[i].second->mask.defined()) << dl[i].first;
   }
 

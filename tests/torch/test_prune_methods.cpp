@@ -145,7 +145,7 @@ TEST(PruneMethods, SparseGPTMatchesFloat64Reference) {
     EXPECT_FALSE(r.weight.masked_select(r.mask == 1).equal(w.masked_select(r.mask == 1)));  // kept ones updated
     if (c.p.is_nm()) EXPECT_TRUE(is_nm_valid(r.weight, 2, 4));
     else EXPECT_DOUBLE_EQ(sparsity(r.weight), 0.5);
-    if (c.g == Granularity::Row) EXPECT_TRUE(((r.mask == 0).sum(1) == 128).all().item<bool>());
+    if (c.g == Granularity::Row) { EXPECT_TRUE(((r.mask == 0).sum(1) == 128).all().item<bool>()); }
   }
   // float32 weights give float32 results close to the reference.
   auto r32 = prune_matrix(w.to(torch::kFloat), s, Method::SparseGPT, SparsityPattern::nm(2, 4));
@@ -234,16 +234,16 @@ TEST(PruneMethods, DSnoTNeverWorseThanBase) {
         MethodOptions o0 = o;
         o0.dsnot_max_cycles = 0;
         auto r0 = prune_matrix(w, s, Method::DSnoT, p, o0);
-        if (base != Method::SparseGPT) EXPECT_TRUE(r0.mask.equal(prune_matrix(w, s, base, p, o).mask)) << what;
+        if (base != Method::SparseGPT) { EXPECT_TRUE(r0.mask.equal(prune_matrix(w, s, base, p, o).mask)) << what; }
         auto r = prune_matrix(w, s, Method::DSnoT, p, o);
         double before = dsnot_objective(w, r0.weight, s), after = dsnot_objective(w, r.weight, s);
         EXPECT_LE(after, before) << what;
         // It does work: N:M swaps are confined to one group, so they gain less.
-        if (p.is_nm()) EXPECT_LT(after, 0.9 * before) << what;
-        else if (g == Granularity::Row) EXPECT_LT(after, 0.5 * before) << what;
+        if (p.is_nm()) { EXPECT_LT(after, 0.9 * before) << what; }
+        else if (g == Granularity::Row) { EXPECT_LT(after, 0.5 * before) << what; }
         EXPECT_TRUE(((r.mask == 0).sum(1) == (r0.mask == 0).sum(1)).all().item<bool>()) << what;  // per-row count kept
         EXPECT_TRUE(r.weight.equal(w.masked_fill(r.mask == 0, 0))) << what;  // kept weights unchanged
-        if (p.is_nm()) EXPECT_TRUE(is_nm_valid(r.weight, p.n, p.m)) << what;
+        if (p.is_nm()) { EXPECT_TRUE(is_nm_valid(r.weight, p.n, p.m)) << what; }
       }
     }
   }

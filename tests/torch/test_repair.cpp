@@ -151,7 +151,7 @@ TEST(RepairMerge, SparseLoraMergeKeepsEveryZeroAndNM) {
     EXPECT_TRUE(merged.eq(0).logical_and(mask.eq(0)).equal(mask.eq(0))) << c.n << ":" << c.m << " " << c.ratio;
     EXPECT_TRUE(torch::allclose(merged, expect, 1e-6, 1e-6));
     EXPECT_EQ(merged.ne(0).logical_and(mask.eq(1)).sum().item<int64_t>(), mask.sum().item<int64_t>());
-    if (c.n > 0) EXPECT_TRUE(prune::is_nm_valid(merged, c.n, c.m));
+    if (c.n > 0) { EXPECT_TRUE(prune::is_nm_valid(merged, c.n, c.m)); }
     // The merged layer computes what the adapted layer computed.
     auto x = torch::randn({5, 32});
     auto y = lin->forward(x).detach();
@@ -433,7 +433,7 @@ TEST(RepairModel, SparseLoraEndToEndKeepsExactZeros) {
     EXPECT_TRUE(lm.has_masks);
     EXPECT_TRUE(fs::exists(out + "/prune.json") && fs::exists(out + "/repair.json") && fs::exists(out + "/tokenizer.json"));
     EXPECT_FALSE(fs::exists(out + ".ckpt"));
-    if (pruned == f.pruned_nm) EXPECT_TRUE(res.sparsity.nm_checked && res.sparsity.nm_valid);
+    if (pruned == f.pruned_nm) { EXPECT_TRUE(res.sparsity.nm_checked && res.sparsity.nm_valid); }
     fs::remove_all(out);
   }
 }
@@ -482,7 +482,7 @@ TEST(RepairModel, LoraBaselineFillsPrunedPositionsMaskedFtKeepsZeros) {
   res = repair::repair_model(o, model::Runtime{});
   after = read_weights(out);
   for (auto& [n, w] : before)
-    if (n.rfind("vision_tower.", 0) == 0 || n.rfind("multi_modal_projector.", 0) == 0) EXPECT_TRUE(after[n].equal(w)) << n;
+    if (n.rfind("vision_tower.", 0) == 0 || n.rfind("multi_modal_projector.", 0) == 0) { EXPECT_TRUE(after[n].equal(w)) << n; }
   fs::remove_all(out);
 }
 

@@ -52,10 +52,11 @@ TEST(OpenblasEnvironment, CoretypeFollowsTheCpuWhenUnset) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd")) {
     EXPECT_EQ(core, "SkylakeX");
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     EXPECT_EQ(core, "Haswell");
+  }
 #endif
 }
 

@@ -267,8 +267,8 @@ TEST(DataShapes, TrainCaptions) {
     std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
     ASSERT_TRUE(w.size() == 11 || w.size() == 15 || w.size() == 7) << c.answer;
     for (size_t j = 0; j < w.size(); ++j) {
-      if (j % 4 == 3) EXPECT_EQ(w[j], "and") << c.answer;
-      if (j % 4 == 0) EXPECT_TRUE(w[j] == "small" || w[j] == "large") << c.answer;
+      if (j % 4 == 3) { EXPECT_EQ(w[j], "and") << c.answer; }
+      if (j % 4 == 0) { EXPECT_TRUE(w[j] == "small" || w[j] == "large") << c.answer; }
     }
   }
   for (const char* split : {"val", "test"})

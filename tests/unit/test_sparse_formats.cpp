@@ -324,7 +324,7 @@ TEST(SparseNM, RoundTripKeepsExactlyMMinusNPerGroup) {
         for (int64_t j = 0; j < t.values_per_row(); ++j) {
           const int pos = t.position(r, j);
           ASSERT_LT(pos, m);
-          if (j % k) ASSERT_GT(pos, t.position(r, j - 1)) << "positions ascend within a group";
+          if (j % k) { ASSERT_GT(pos, t.position(r, j - 1)) << "positions ascend within a group"; }
         }
       std::vector<float> back(w.size(), -1.0f);
       t.to_dense(back.data());
@@ -408,7 +408,7 @@ TEST(SparseNM, NamedArraysMirrorSparse24Bitmask) {
     for (int bit = 0; bit < 8; ++bit) {
       const size_t c = (i % 3) * 8 + size_t(bit), r = i / 3;
       const bool stored = (arrays[2].bytes[i] >> bit) & 1;
-      if (w[r * 24 + c] != 0.0f) EXPECT_TRUE(stored);
+      if (w[r * 24 + c] != 0.0f) { EXPECT_TRUE(stored); }
     }
   const auto back = NMMatrix::from_named_arrays(arrays, "enc.fc1", 2, 4);
   EXPECT_EQ(back.positions(), t.positions());

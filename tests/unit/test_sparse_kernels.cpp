@@ -227,7 +227,7 @@ TEST_F(SparseKernels, ParallelRunnerReplacesThePool) {
       bitmask_matmul(bm, xb.data(), batch, yb.data(), 3);
       nm_matmul(nm, xn.data(), batch, yn.data(), 3);
       EXPECT_EQ(g_runner_calls.load(), 2);
-      if (runner == threaded_runner) EXPECT_EQ(g_runner_threads.load(), 3);
+      if (runner == threaded_runner) { EXPECT_EQ(g_runner_threads.load(), 3); }
       EXPECT_EQ(std::memcmp(yb.data(), want_b.data(), want_b.size() * 4), 0);
       EXPECT_EQ(std::memcmp(yn.data(), want_n.data(), want_n.size() * 4), 0);
       nm_matmul(nm, xn.data(), batch, yn.data(), 1);  // one thread: no runner

@@ -34,9 +34,17 @@
 #include "ressa/core/error.h"
 
 // GCC 12 warns about the self-initialised _mm512_undefined_*() inside its own AVX-512 headers
-// (GCC bug 105593, fixed in 13); the warning is spurious here.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// (GCC bug 105593, fixed in 13); the warning is spurious. It is silenced only around the code
+// that uses AVX-512 intrinsics (RESSA_AVX512_BEGIN ... RESSA_AVX512_END).
+#if defined(__GNUC__) && !defined(__clang__)
+#define RESSA_AVX512_BEGIN                                          \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define RESSA_AVX512_END _Pragma("GCC diagnostic pop")
+#else
+#define RESSA_AVX512_BEGIN
+#define RESSA_AVX512_END
+#endif
 
 #define RESSA_AVX2 __attribute__((target("avx2,fma,f16c,popcnt,bmi,bmi2")))
 #define RESSA_AVX512 __attribute__((target("avx512f,avx2,fma,f16c,popcnt,bmi,bmi2")))
@@ -270,6 +278,7 @@ RESSA_AVX2 void widen_half_avx2(const uint16_t* v, int64_t n, float* out) {
   widen_half_scalar(std::is_same_v<V, F16> ? ValueType::f16 : ValueType::bf16, v + j, n - j, out + j);
 }
 
+RESSA_AVX512_BEGIN
 RESSA_AVX512 void widen_f16_avx512(const uint16_t* v, int64_t n, float* out) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -741,6 +750,8 @@ RESSA_AVX512 void index_row_avx512(const float* v, const int32_t* idx, int64_t n
     _mm512_storeu_ps(out + 16 * q, acc[0][q]);
   }
 }
+
+RESSA_AVX512_END
 
 // ---- drivers ------------------------------------------------------------------------------
 

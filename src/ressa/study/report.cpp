@@ -574,7 +574,7 @@ class ReportWriter {
 
   void against_the_paper() {
     md_ << "## 4. Against the paper\n\n"
-        << "The reference (InstructBLIP, ../shared/method.md §4) reports: (a) with s_v + s_l = 100% the 50:50 split "
+        << "The reference (InstructBLIP, docs/method.md §4) reports: (a) with s_v + s_l = 100% the 50:50 split "
            "is best (45.0; 40:60 41.6, 60:40 40.2, 10:90 0.0); (b) at 70%, pruning both towers leaves 4.6, language "
            "only 31.2, vision only 16.7 (dense 49.5), i.e. the vision tower is the more fragile one at equal "
            "sparsity; (c) RESSA after Wanda gains +10.6 points at 2:4 (55.7 → 66.3) and turns 70% unstructured from "

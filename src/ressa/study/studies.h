@@ -1,4 +1,4 @@
-// The studies of `ressa reproduce` (../shared/method.md §4) as a job graph plus the table of
+// The studies of `ressa reproduce` (docs/method.md §4) as a job graph plus the table of
 // results each one reads back: the allocation study (vision:language split of a sparsity
 // budget), the modality study (prune both towers, language only, vision only), and the repair
 // table (methods x patterns: dense / prune-only / prune+RESSA, ablations, seeds). Torch-free:
