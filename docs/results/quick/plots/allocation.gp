@@ -1,8 +1,8 @@
 set terminal pngcairo size 800,500
-set output 'qboth/plots/allocation.png'
+set output 'allocation.png'
 set xlabel 'vision sparsity s_v (%)'
 set ylabel 'test accuracy (%)'
 set key outside bottom center horizontal
 set grid
 set title 'Allocation: Wanda, prune only, s_v + s_l fixed'
-plot 'qboth/plots/allocation.dat' index 0 with linespoints lw 2 title 'fashion, s_v+s_l=100%', 'qboth/plots/allocation.dat' index 1 with linespoints lw 2 title 'shapes, s_v+s_l=100%'
+plot 'allocation.dat' index 0 with linespoints lw 2 title 'fashion, s_v+s_l=100%', 'allocation.dat' index 1 with linespoints lw 2 title 'shapes, s_v+s_l=100%'
