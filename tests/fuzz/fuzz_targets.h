@@ -19,6 +19,7 @@
 #include "ressa/data/idx.h"
 #include "ressa/data/image.h"
 #include "ressa/data/image_processor.h"
+#include "ressa/io/chat_template.h"
 #include "ressa/io/config.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/io/tokenizer.h"
@@ -154,6 +155,39 @@ inline void parse_preprocessor_config(const uint8_t* data, size_t size) {
 }
 inline void preprocessor_config(const uint8_t* data, size_t size) {
   expect_parsed_or_runtime_error([&] { parse_preprocessor_config(data, size); });
+}
+
+// Chat template text: parsed and rendered for a llava-hf style conversation with small limits
+// (a runaway template must stop on a limit, with std::runtime_error, not hang or crash).
+inline void parse_chat_template(const uint8_t* data, size_t size) {
+  io::jinja::Limits limits;
+  limits.max_output_bytes = 1 << 16;
+  limits.max_loop_iterations = 10000;
+  limits.max_work = 1 << 20;
+  limits.max_value_nodes = 10000;
+  const auto t = io::ChatTemplate::from_string(std::string(reinterpret_cast<const char*>(data), size), "fuzz.jinja",
+                                               limits);
+  // llava-hf templates read list contents, ChatML-style ones string contents: the first form
+  // that renders counts.
+  const nlohmann::json lists = nlohmann::json::parse(R"([
+    {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+    {"role": "user", "content": [{"type": "text", "text": "And now?"}]}])");
+  const nlohmann::json strings = nlohmann::json::parse(R"([
+    {"role": "system", "content": "Be brief."}, {"role": "user", "content": "<image>What is this?"},
+    {"role": "assistant", "content": "A cat."}, {"role": "user", "content": "And now?"}])");
+  const nlohmann::json vars = {{"bos_token", "<s>"}, {"eos_token", "</s>"}};
+  std::string out;
+  try {
+    out = t.render(lists, true, vars);
+  } catch (const std::runtime_error&) {
+    out = t.render(strings, true, vars);
+  }
+  check(out.size() <= limits.max_output_bytes, "output within max_output_bytes");
+}
+inline void chat_template(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_chat_template(data, size); });
 }
 
 // IDX bytes (raw or gzip): parse_idx accepts an images file or a labels file; the fuzz target

@@ -1028,8 +1028,8 @@ class Renderer {
       case EK::Attr: return describe(*e.kids[0]) + "." + e.name;
       case EK::Item:
         return describe(*e.kids[0]) + "[" +
-               (e.kids[1]->kind == EK::Literal ? e.kids[1]->literal->dump() : std::string("...")) + "]";
-      case EK::Literal: return e.literal->dump();
+               (e.kids[1]->kind == EK::Literal ? e.kids[1]->literal->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : std::string("...")) + "]";
+      case EK::Literal: return e.literal->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // invalid UTF-8 shown as U+FFFD
       default: return "the expression";
     }
   }
@@ -1164,7 +1164,7 @@ class Renderer {
           if (!is_str(key)) return Value{};
           const auto it = obj.j->find(key.j->get_ref<const std::string&>());
           if (it != obj.j->end()) return child(obj, *it);
-          if (obj.is_loop) error(e, "'loop[" + key.j->dump() + "]' is not supported");
+          if (obj.is_loop) error(e, "'loop[" + key.j->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "]' is not supported");
           return Value{};
         }
         if (obj.j->is_array()) {
