@@ -5,7 +5,7 @@
 # dense / pruned / repaired accuracy and sparsity. Outputs go under runs/quickstart/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh ressa  # the CLI only: the test suite is not needed here
 R=build/ressa
 OUT=runs/quickstart
 mkdir -p "$OUT"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs ressa's Debian 12 dependencies (root or sudo) and builds it into build/.
+# Installs ressa's Debian 12 dependencies (root or sudo) and builds it into build/:
+#   bash scripts/setup.sh            everything (library, CLI, tests, benchmarks)
+#   bash scripts/setup.sh ressa      only the CLI
 # Used by the README's two commands and by CI. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+# RESSA_WERROR=ON (CI) makes every compiler warning an error.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRESSA_WERROR="${RESSA_WERROR:-OFF}" >/dev/null
+# With arguments, only those targets (the quickstart needs only `ressa`); else everything.
+if [ $# -gt 0 ]; then
+  for t in "$@"; do cmake --build build -j"$(nproc)" --target "$t"; done
+else
+  cmake --build build -j"$(nproc)"
+fi
