@@ -32,7 +32,8 @@ const std::map<std::string, Entry>& targets() {
       {"dataset", {f::dataset, f::parse_dataset}},
       {"image", {f::image, f::parse_image}},
       {"idx", {f::idx, f::parse_idx}},
-      {"preprocessor_config", {f::preprocessor_config, f::parse_preprocessor_config}}};
+      {"preprocessor_config", {f::preprocessor_config, f::parse_preprocessor_config}},
+      {"chat_template", {f::chat_template, f::parse_chat_template}}};
   return t;
 }
 
