@@ -62,7 +62,7 @@ void register_eval(CLI::App& app) {
            std::to_string(sparse_layers) + " of " +
            std::to_string(lm.compressed_layers.size()) + " compressed Linear layers run through the sparse kernels (" +
            sparse::to_string(sparse::active_isa()) + ")");
-    auto tok = io::Tokenizer::load(f->model + "/tokenizer.json");
+    auto tok = io::Tokenizer::load_dir(f->model);  // tokenizer.json + tokenizer_config.json
     auto set = train::load_vqa_split(f->data, f->split, tok, lm.model->config, f->limit);
     eval::EvalOptions eo;
     eo.blind = f->blind;

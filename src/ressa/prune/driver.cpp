@@ -358,10 +358,9 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
   check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data_dir}});
-  const std::string tok_path = (fs::path(dense_dir) / "tokenizer.json").string();
   auto lm = model::load_model(dense_dir, device);
   check_targets(lm.model, o);
-  auto tok = io::Tokenizer::load(tok_path);
+  auto tok = io::Tokenizer::load_dir(dense_dir);  // tokenizer.json + tokenizer_config.json
   if (progress) progress("loading calibration examples from " + data_dir, false);
   auto set = load_calibration_set(data_dir, tok, lm.model->config, o.calib_samples, o.seed);
   auto rep = prune_model(lm.model, set, tok, o, device, progress);

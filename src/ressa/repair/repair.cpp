@@ -113,7 +113,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   RESSA_CHECK_ARG(lm.has_masks, "[repair] --pruned ", o.pruned_dir, ": no masks loaded");
   auto& net = lm.model;
   const auto& cfg = net->config;
-  auto tok = io::Tokenizer::load((fs::path(o.pruned_dir) / "tokenizer.json").string());
+  auto tok = io::Tokenizer::load_dir(o.pruned_dir);  // tokenizer.json + tokenizer_config.json
   auto train_set = train::load_vqa_split(o.data_dir, "train", tok, cfg);
   train::VqaSet val_set;
   if (o.val_limit > 0) val_set = train::load_vqa_split(o.data_dir, "val", tok, cfg, o.val_limit);
