@@ -115,6 +115,10 @@ class CliBadInput : public ::testing::Test {
     bad_model("m_tokenizer", "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}");
     bad_model("m_tokenizer_json", "tokenizer.json", "\x89PNG not json");
     p["cfg_bad"] = (in / "m_config_value" / "config.json").string();
+    // A pruned model whose prune.json is cut short.
+    p["p_record"] = (in / "p_record").string();
+    copy_dir(p["pruned"], p["p_record"]);
+    write(fs::path(p["p_record"]) / "prune.json", "{\"method\": \"magnitude\", \"dense_model\": {");
 
     // Corrupt copies of the dataset.
     auto bad_data = [&](const std::string& key) {
@@ -222,6 +226,8 @@ TEST_F(CliBadInput, EveryCaseExitsCleanlyAndWritesNothing) {
       {"corrupt PNG (repair)", "repair --dense {dense} --pruned {pruned} --data {d_png} --out {out} --steps 2 "
        "--threads 1", 1, ".png"},
       {"dataset vocabulary the model lacks", "eval --model {dense} --data {d_vocab}", 1, "zebraic"},
+      {"repair: corrupt prune.json", "repair --dense {dense} --pruned {p_record} --data {data} --out {out} --steps 2 "
+       "--threads 1", 1, "prune.json"},
       // Diverging loss: exit 1 naming the step; no model written.
       {"train: NaN/Inf loss", "train --data {data} --out {out} --preset tiny --steps 6 --batch 4 --warmup 1 --lr 1e30 "
        "--threads 1", 1, "at step"},

@@ -43,7 +43,7 @@ nlohmann::json read_json(const std::string& path, const char* flag) {
   try {
     return nlohmann::json::parse(read_file(path));
   } catch (const nlohmann::json::exception& e) {
-    fail_arg("[repair] ", flag, " ", path, ": not valid JSON: ", e.what());
+    fail("[repair] ", flag, " ", path, ": not valid JSON: ", e.what());  // a bad file: exit 1, not a usage error
   }
 }
 std::string ckpt_dir(const RepairOptions& o) { return strip_slash(o.out_dir) + ".ckpt"; }
@@ -87,7 +87,7 @@ void RepairOptions::validate() const {
 void check_provenance(const std::string& dense_dir, const std::string& pruned_dir) {
   const std::string path = (fs::path(pruned_dir) / "prune.json").string();
   auto rec = read_json(path, "--pruned");
-  RESSA_CHECK_ARG(rec.contains("dense_model") && rec["dense_model"].is_object() &&
+  RESSA_CHECK(rec.is_object() && rec.contains("dense_model") && rec["dense_model"].is_object() &&
                       rec["dense_model"].contains("fingerprint") && rec["dense_model"]["fingerprint"].is_string(),
                   "[repair] ", path, ": missing dense_model.fingerprint (cannot tie --pruned to its dense model)");
   const std::string recorded = rec["dense_model"]["fingerprint"];
