@@ -11,6 +11,7 @@
 
 #include "ressa/eval/generate.h"
 #include "ressa/io/safetensors.h"
+#include "ressa/io/tokenizer.h"
 #include "ressa/model/checkpoint.h"
 
 #include "temp_dir.h"
@@ -242,4 +243,30 @@ TEST(Llava, BadModelDirectoriesGiveClearErrors) {
     fs::remove_all(d);
   }
   EXPECT_NE(error_of("/nonexistent/model").find("model directory not found"), std::string::npos);
+}
+
+// The teachers shipped in models/ load and run: a forward pass on a blank image gives finite
+// logits of the vocabulary's width, and greedy generation stops within a few tokens.
+TEST(ShippedModels, LoadAndRun) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(std::string(RESSA_SOURCE_DIR) + "/models")) {
+    if (!e.is_directory()) continue;
+    SCOPED_TRACE(e.path().string());
+    auto lm = model::load_model(e.path().string(), torch::kCPU);
+    const auto& c = lm.model->config;
+    const auto tok = io::Tokenizer::load_dir(e.path().string());
+    std::vector<int64_t> prompt{tok.bos_id()};
+    prompt.insert(prompt.end(), c.image_tokens(), c.image_token_index);
+    for (int64_t id : tok.encode("what color is the shape ?")) prompt.push_back(id);
+    torch::NoGradGuard ng;
+    const auto pixels = torch::zeros({1, 3, c.vision.image_size, c.vision.image_size});
+    auto logits = lm.model->forward(pixels, torch::tensor(prompt).unsqueeze(0), torch::ones({1, int64_t(prompt.size())}, torch::kInt64));
+    EXPECT_EQ(logits.size(-1), c.text.vocab_size);
+    EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+    eval::GenerateOptions go;
+    go.max_new_tokens = 6;
+    EXPECT_FALSE(eval::generate_greedy(lm.model, prompt, pixels, go, torch::kCPU).output_ids.empty());
+    ++n;
+  }
+  EXPECT_GE(n, 2);
 }
