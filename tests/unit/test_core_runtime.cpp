@@ -1,5 +1,6 @@
-// openblas_environment: the OpenBLAS variables the CLI sets before re-executing itself. It must
-// never override a variable the user set, and must ask for the short worker timeout otherwise.
+// runtime_environment: the thread and BLAS variables the CLI sets before re-executing itself. It
+// must never override a variable the user set, and must ask for the short OpenBLAS worker
+// timeout and the short OpenMP spin otherwise.
 #include <cstdlib>
 #include <string>
 
@@ -31,13 +32,24 @@ std::string find(const std::vector<std::pair<std::string, std::string>>& env, co
 
 TEST(OpenblasEnvironment, AsksForTheShortTimeoutWhenUnset) {
   ScopedEnv t("OPENBLAS_THREAD_TIMEOUT", nullptr);
-  EXPECT_EQ(find(ressa::openblas_environment(), "OPENBLAS_THREAD_TIMEOUT"), "4");
+  EXPECT_EQ(find(ressa::runtime_environment(), "OPENBLAS_THREAD_TIMEOUT"), "4");
+}
+
+TEST(OpenmpEnvironment, ShortSpinUnlessTheUserChoseAWaitPolicy) {
+  ScopedEnv s("GOMP_SPINCOUNT", nullptr);
+  {
+    ScopedEnv w("OMP_WAIT_POLICY", nullptr);
+    EXPECT_EQ(find(ressa::runtime_environment(), "GOMP_SPINCOUNT"), "1000");
+  }
+  ScopedEnv w("OMP_WAIT_POLICY", "PASSIVE");
+  EXPECT_EQ(find(ressa::runtime_environment(), "GOMP_SPINCOUNT"), "<absent>");
 }
 
 TEST(OpenblasEnvironment, NeverOverridesTheUsersSettings) {
   ScopedEnv t("OPENBLAS_THREAD_TIMEOUT", "20");
   ScopedEnv c("OPENBLAS_CORETYPE", "Haswell");
-  const auto env = ressa::openblas_environment();
+  ScopedEnv s("GOMP_SPINCOUNT", "5000");
+  const auto env = ressa::runtime_environment();
   EXPECT_EQ(find(env, "OPENBLAS_THREAD_TIMEOUT"), "<absent>");
   EXPECT_EQ(find(env, "OPENBLAS_CORETYPE"), "<absent>");
   EXPECT_TRUE(env.empty());
@@ -48,7 +60,7 @@ TEST(OpenblasEnvironment, CoretypeFollowsTheCpuWhenUnset) {
   // The same answer openblas_coretype_for_cpu gives from the CPU's features ("" on CPUs
   // without AVX2, where nothing is set).
   const std::string core = ressa::openblas_coretype_for_cpu();
-  EXPECT_EQ(find(ressa::openblas_environment(), "OPENBLAS_CORETYPE"), core.empty() ? "<absent>" : core);
+  EXPECT_EQ(find(ressa::runtime_environment(), "OPENBLAS_CORETYPE"), core.empty() ? "<absent>" : core);
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

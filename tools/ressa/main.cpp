@@ -114,9 +114,9 @@ void info(const std::string& line) { std::cerr << line << "\n"; }
 }  // namespace ressa::cli
 
 int main(int argc, char** argv) {
-  // Configure OpenBLAS before it initialises (see openblas_environment), once.
+  // Configure OpenBLAS before it initialises (see runtime_environment), once.
   if (!std::getenv("RESSA_REEXEC")) {
-    const auto env = ressa::openblas_environment();
+    const auto env = ressa::runtime_environment();
     if (!env.empty()) {
       for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
       setenv("RESSA_REEXEC", "1", 1);

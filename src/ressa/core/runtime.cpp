@@ -47,10 +47,11 @@ std::string openblas_coretype_for_cpu() {
   return "";
 }
 
-std::vector<std::pair<std::string, std::string>> openblas_environment() {
+std::vector<std::pair<std::string, std::string>> runtime_environment() {
   std::vector<std::pair<std::string, std::string>> env;
   if (std::string core = openblas_coretype_for_cpu(); !core.empty()) env.emplace_back("OPENBLAS_CORETYPE", core);
   if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) env.emplace_back("OPENBLAS_THREAD_TIMEOUT", "4");
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) env.emplace_back("GOMP_SPINCOUNT", "1000");
   return env;
 }
 

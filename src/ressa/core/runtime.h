@@ -25,11 +25,15 @@ namespace ressa {
 // sets it and re-executes itself. A user's own OPENBLAS_CORETYPE is always respected.
 std::string openblas_coretype_for_cpu();
 
-// The OpenBLAS variables the CLI sets before re-executing itself (only those the user has not
-// set): OPENBLAS_CORETYPE from openblas_coretype_for_cpu, and OPENBLAS_THREAD_TIMEOUT=4, so that
-// OpenBLAS's idle workers sleep after a call instead of spinning (2^28 cycles by default) on the
-// cores ressa's sparse-kernel threads need next. Only `ressa bench gemv` runs OpenBLAS with more
-// than one thread; there, with the default, 2-thread 2:4 kernels ran 2x slower on a Zen 5 VM
-// while the dense calls' own times did not change with the setting (docs/benchmarks.md).
-std::vector<std::pair<std::string, std::string>> openblas_environment();
+// The thread and BLAS variables the CLI sets before re-executing itself, only those the user has
+// not set (the one place ressa's thread policy lives; docs/benchmarks.md "Sharing the machine"):
+// - OPENBLAS_CORETYPE from openblas_coretype_for_cpu;
+// - OPENBLAS_THREAD_TIMEOUT=4, so that OpenBLAS's idle workers sleep after a call instead of
+//   spinning (2^28 cycles by default) on the cores ressa's sparse-kernel threads need next (with
+//   the default, 2-thread 2:4 kernels ran 2x slower on a Zen 5 VM);
+// - GOMP_SPINCOUNT=1000 (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): torch's OpenMP
+//   workers spin ~1000 iterations at a barrier, then sleep. libgomp's default (300,000 spins)
+//   made two repairs sharing 2 cores take 3.4-7.9x longer each than one alone; with 1000 it is
+//   1.3-1.4x, and one alone is as fast as with the default (within the run-to-run noise).
+std::vector<std::pair<std::string, std::string>> runtime_environment();
 }  // namespace ressa
