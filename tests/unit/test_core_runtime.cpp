@@ -1,6 +1,8 @@
 // runtime_environment: the thread and BLAS variables the CLI sets before re-executing itself. It
 // must never override a variable the user set, and must ask for the short OpenBLAS worker
 // timeout and the short OpenMP spin otherwise.
+#include <sched.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -70,6 +72,39 @@ TEST(OpenblasEnvironment, CoretypeFollowsTheCpuWhenUnset) {
     EXPECT_EQ(core, "Haswell");
   }
 #endif
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CpuCount, CgroupQuotaRoundsUpToWholeCpus) {
+  EXPECT_EQ(ressa::cpu_quota_threads("max 100000"), 0);
+  EXPECT_EQ(ressa::cpu_quota_threads("200000 100000"), 2);
+  EXPECT_EQ(ressa::cpu_quota_threads("150000 100000"), 2);
+  EXPECT_EQ(ressa::cpu_quota_threads("50000 100000"), 1);
+  EXPECT_EQ(ressa::cpu_quota_threads(""), 0);
+  EXPECT_EQ(ressa::cpu_quota_threads("abc 100000"), 0);
+  EXPECT_EQ(ressa::cpu_quota_threads("100000 0"), 0);
+}
+
+TEST(CpuCount, FollowsTheAffinityMask) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  const int n = ressa::hardware_threads();
+  EXPECT_GE(n, 1);
+  EXPECT_LE(n, CPU_COUNT(&all));
+  // Pinned to one CPU, the process may use one.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &all)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  EXPECT_EQ(ressa::hardware_threads(), 1);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/core/runtime.h"
 #include "ressa/io/config.h"
 #include "ressa/study/report.h"
 #include "ressa/study/runner.h"
@@ -90,7 +91,7 @@ void register_reproduce(CLI::App& app) {
     o.dense_dirs_root = f->models == "auto" ? default_models_root(exe) : f->models == "none" ? "" : f->models;
     if (!o.dense_dirs_root.empty() && f->models != "auto")
       RESSA_CHECK_ARG(fs::is_directory(o.dense_dirs_root), "[reproduce] --models ", o.dense_dirs_root, ": not a directory");
-    const int jobs = f->jobs > 0 ? f->jobs : std::max(1u, std::thread::hardware_concurrency()) / o.threads;
+    const int jobs = f->jobs > 0 ? f->jobs : std::max(1, hardware_threads() / o.threads);
     const std::string cache = (fs::path(f->out) / "cache").string();
     auto s = study::plan_study(o, cache);  // validates before anything is written
     fs::create_directories(cache);

@@ -1,10 +1,14 @@
-// BLAS library detection (dladdr on sgemm_) and core counting.
+// BLAS library detection (dladdr on sgemm_) and counting the CPUs this process may use.
 #include "ressa/core/runtime.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <climits>
+#include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace ressa {
@@ -26,9 +30,30 @@ bool blas_is_reference() {
          p.find("blis") == std::string::npos && p.find("atlas") == std::string::npos;
 }
 
+int cpu_quota_threads(const std::string& cpu_max) {
+  // cgroup v2 cpu.max: "<quota> <period>" in microseconds, or "max <period>" for no limit.
+  std::istringstream in(cpu_max);
+  std::string quota;
+  long long period = 0;
+  if (!(in >> quota >> period) || quota == "max" || period <= 0) return 0;
+  char* end = nullptr;
+  const long long q = std::strtoll(quota.c_str(), &end, 10);
+  if (end == quota.c_str() || *end || q <= 0) return 0;
+  return static_cast<int>(std::max(1LL, (q + period - 1) / period));  // a partial core counts as one
+}
+
 int hardware_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+  // The CPUs this process may run on (affinity: taskset, cpusets, Slurm), not all the machine's.
+  int n = 0;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  // A container's CPU quota (cgroup v2), when it allows fewer.
+  std::ifstream f("/sys/fs/cgroup/cpu.max");
+  std::string line;
+  if (f && std::getline(f, line))
+    if (const int q = cpu_quota_threads(line); q > 0 && (n <= 0 || q < n)) n = q;
+  return n <= 0 ? 1 : n;
 }
 
 }  // namespace ressa

@@ -11,8 +11,12 @@ namespace ressa {
 std::string blas_library_path();
 // True when that library is the slow Netlib reference BLAS (Debian's libblas3 without OpenBLAS).
 bool blas_is_reference();
-// Number of hardware threads (>= 1).
+// Number of CPUs this process may use (>= 1): its affinity mask (taskset, cpusets), capped by
+// a cgroup v2 CPU quota (/sys/fs/cgroup/cpu.max) when that allows fewer. The default --threads.
 int hardware_threads();
+// The whole CPUs a cgroup v2 cpu.max line allows ("150000 100000" -> 2, rounding up); 0 for "max"
+// (no limit) or an unreadable line.
+int cpu_quota_threads(const std::string& cpu_max);
 
 }  // namespace ressa
 

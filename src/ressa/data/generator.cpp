@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ressa/core/error.h"
+#include "ressa/core/runtime.h"
 
 #include <unistd.h>
 
@@ -67,7 +68,7 @@ void parallel_for(int n, int threads, const std::function<void(int)>& body) {
       next = n;  // stop the other workers early
     }
   };
-  int t = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  int t = threads > 0 ? threads : hardware_threads();
   t = std::clamp(t, 1, std::max(1, n));
   std::vector<std::thread> pool;
   for (int k = 1; k < t; ++k) pool.emplace_back(worker);

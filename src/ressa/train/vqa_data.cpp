@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "ressa/core/error.h"
+#include "ressa/core/runtime.h"
 #include "ressa/data/image.h"
 
 namespace ressa::train {
@@ -83,7 +84,7 @@ VqaSet load_vqa_split(const std::string& dir, const std::string& split, const io
   set.images = torch::empty({n, 3, S, S}, torch::kUInt8);
   // Decode in parallel; the first error (in file order) is rethrown.
   std::vector<std::string> errors(n);
-  const int workers = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+  const int workers = std::max(1, std::min(4, hardware_threads()));
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) {
     pool.emplace_back([&, w] {
