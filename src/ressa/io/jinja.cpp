@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "ressa/io/tokenizer_unicode.h"
+
 namespace ressa::io::jinja {
 
 using json = nlohmann::json;
@@ -40,57 +42,11 @@ bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
 // Python's str.isspace() code points.
 bool is_py_space(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
          cp == 0x3000;
-}
-
-// Decodes the UTF-8 code point starting at s[i]; returns its length, 0 if malformed.
-size_t utf8_at(const std::string& s, size_t i, uint32_t& cp) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  size_t len;
-  if (b < 0x80) {
-    cp = b;
-    return 1;
-  } else if ((b & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b & 0x1F;
-  } else if ((b & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b & 0x0F;
-  } else if ((b & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  return len;
 }
 
 // Python's str.strip/lstrip/rstrip: default whitespace, or the (ASCII) characters in `chars`.
@@ -105,9 +61,8 @@ std::string py_strip(const std::string& s, bool left, bool right, const std::str
   }
   if (left) {
     while (b < e) {
-      uint32_t cp;
-      const size_t len = utf8_at(s, b, cp);
-      if (len == 0 || !is_py_space(cp)) break;
+      size_t len;
+      if (!is_py_space(unicode::decode_utf8(s, b, &len))) break;  // invalid bytes are not space
       b += len;
     }
   }
@@ -115,8 +70,8 @@ std::string py_strip(const std::string& s, bool left, bool right, const std::str
     while (e > b) {
       size_t start = e - 1;
       while (start > b && e - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-      uint32_t cp;
-      const size_t len = utf8_at(s, start, cp);
+      size_t len;
+      const uint32_t cp = unicode::decode_utf8(s, start, &len);
       if (len != e - start || !is_py_space(cp)) break;
       e = start;
     }
@@ -240,9 +195,8 @@ class Lexer {
   bool after_tag(bool strip_right, bool trim) {
     if (strip_right) {  // Python's \s*: Unicode whitespace too
       bool newline = false;
-      uint32_t cp;
       size_t len;
-      while (pos_ < src_.size() && (len = utf8_at(src_, pos_, cp)) != 0 && is_py_space(cp)) {
+      for (uint32_t cp; pos_ < src_.size() && is_py_space(cp = unicode::decode_utf8(src_, pos_, &len));) {
         newline = cp == '\n';
         pos_ += len;
       }
@@ -348,7 +302,7 @@ class Lexer {
           }
           if (cp >= 0xD800 && cp <= 0xDFFF) error(esc, "surrogate \\u escapes are not supported");
           pos_ += len;
-          append_utf8(out, cp);
+          unicode::append_utf8(out, cp);
           break;
         }
         case 'a': case 'U': case 'N': case '\n':
