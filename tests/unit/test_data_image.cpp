@@ -11,6 +11,7 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/data/image.h"
 
+#include "error_of.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -31,15 +32,7 @@ Image random_image(int w, int h, uint32_t seed) {
   return img;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using ressa::test::error_of;
 }  // namespace
 
 TEST(DataImage, PngRoundTripIsExact) {

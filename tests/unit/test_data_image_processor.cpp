@@ -20,6 +20,7 @@
 #include "ressa/data/image_processor.h"
 #include "ressa/data/resample.h"
 
+#include "error_of.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -43,15 +44,7 @@ ImageProcessorConfig parse(const std::string& text) {
   return ressa::data::parse_image_processor_config(text, "model/preprocessor_config.json");
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using ressa::test::error_of;
 
 // The message of parsing `text`; it must name the file and `field`.
 std::string parse_error(const std::string& text, const std::string& field) {

@@ -16,6 +16,7 @@
 #include "ressa/io/chat_template.h"
 #include "ressa/io/jinja.h"
 
+#include "error_of.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -46,15 +47,7 @@ const json& goldens() {
   return g;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using ressa::test::error_of;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -12,6 +12,7 @@
 #include "ressa/data/shapes.h"
 #include "ressa/io/tokenizer.h"
 
+#include "error_of.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -42,12 +43,7 @@ std::string tokenizer_json(
 std::string load_error(const TempDir& d, const std::string& text) {
   const std::string p = d / "tokenizer.json";
   std::ofstream(p) << text;
-  try {
-    Tokenizer::load(p);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
+  return ressa::test::error_of([&] { Tokenizer::load(p); });
 }
 }  // namespace
 

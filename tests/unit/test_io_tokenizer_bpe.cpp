@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ressa/io/tokenizer.h"
+#include "error_of.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -177,12 +178,7 @@ ojson small_bpe() {
 std::string load_error(const TempDir& d, const std::string& text) {
   const std::string p = d / "tokenizer.json";
   std::ofstream(p) << text;
-  try {
-    Tokenizer::load(p);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "<no error>";
+  return ressa::test::error_of([&] { Tokenizer::load(p); });
 }
 
 }  // namespace
