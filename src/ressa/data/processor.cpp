@@ -32,6 +32,18 @@ bool has_template_file(const fs::path& dir) {
     return true;  // malformed: let ChatTemplate::load_dir report it
   }
 }
+
+// --prompt-format, else the directory's template, else (a WordLevel tokenizer: a ressa-trained
+// model) ressa's own prompt.
+io::ChatTemplate choose_template(const std::string& model_dir, const std::string& prompt_format,
+                                 const io::Tokenizer& tok) {
+  if (!prompt_format.empty()) return io::ChatTemplate::from_format(prompt_format);
+  if (has_template_file(model_dir)) return io::ChatTemplate::load_dir(model_dir);
+  RESSA_CHECK(tok.model_type() == "WordLevel", "[Processor] ", model_dir,
+              ": no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json "
+              "chat_template); give one with --prompt-format, e.g. \"USER: {image}\\n{question} ASSISTANT:\"");
+  return io::ChatTemplate::ressa_default();
+}
 }  // namespace
 
 std::vector<int64_t> parse_generation_eos(const std::string& text, const std::string& where) {
@@ -61,15 +73,7 @@ Processor Processor::load_dir(const std::string& model_dir, const io::LlavaConfi
                               const std::string& prompt_format) {
   const fs::path dir(model_dir);
   io::Tokenizer tok = io::Tokenizer::load_dir(model_dir);
-  io::ChatTemplate tmpl = !prompt_format.empty()           ? io::ChatTemplate::from_format(prompt_format)
-                          : has_template_file(dir)         ? io::ChatTemplate::load_dir(model_dir)
-                          : tok.model_type() == "WordLevel" ? io::ChatTemplate::ressa_default()
-                                                            : (fail("[Processor] ", model_dir,
-                                                                    ": no chat template (chat_template.jinja, "
-                                                                    "chat_template.json or tokenizer_config.json "
-                                                                    "chat_template); give one with --prompt-format, "
-                                                                    "e.g. \"USER: {image}\\n{question} ASSISTANT:\""),
-                                                               io::ChatTemplate::ressa_default());
+  io::ChatTemplate tmpl = choose_template(model_dir, prompt_format, tok);
   Processor p(std::move(tok), std::move(tmpl), config);
   if (fs::exists(dir / "preprocessor_config.json"))
     p.image_ = ImageProcessor::from_file((dir / "preprocessor_config.json").string());
