@@ -1,13 +1,16 @@
 // runtime_environment: the thread and BLAS variables the CLI sets before re-executing itself. It
 // must never override a variable the user set, and must ask for the short OpenBLAS worker
-// timeout and the short OpenMP spin otherwise.
+// timeout and the short OpenMP spin otherwise; the OpenBLAS core type for made-up CPU features.
 #include <sched.h>
 
 #include <cstdlib>
+#include <iterator>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
+#include "ressa/core/cpu_info.h"
 #include "ressa/core/runtime.h"
 
 namespace {
@@ -59,19 +62,31 @@ TEST(OpenblasEnvironment, NeverOverridesTheUsersSettings) {
 
 TEST(OpenblasEnvironment, CoretypeFollowsTheCpuWhenUnset) {
   ScopedEnv c("OPENBLAS_CORETYPE", nullptr);
-  // The same answer openblas_coretype_for_cpu gives from the CPU's features ("" on CPUs
-  // without AVX2, where nothing is set).
-  const std::string core = ressa::openblas_coretype_for_cpu();
+  // "" on CPUs without AVX2, where nothing is set.
+  const std::string core = ressa::openblas_coretype_for(ressa::cpu_features());
+  EXPECT_EQ(ressa::openblas_coretype_for_cpu(), core);
   EXPECT_EQ(find(ressa::runtime_environment(), "OPENBLAS_CORETYPE"), core.empty() ? "<absent>" : core);
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd")) {
-    EXPECT_EQ(core, "SkylakeX");
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    EXPECT_EQ(core, "Haswell");
-  }
-#endif
+}
+
+// The core type from made-up feature sets: SkylakeX needs all five AVX-512 subsets, Haswell
+// AVX2 and FMA; anything less keeps OpenBLAS's own choice ("").
+TEST(OpenblasEnvironment, CoretypeFromFeatures) {
+  ressa::CpuFeatures none;
+  ressa::CpuFeatures haswell;
+  haswell.avx2 = haswell.fma = haswell.f16c = haswell.popcnt = haswell.bmi = haswell.bmi2 = true;
+  ressa::CpuFeatures skylakex = haswell;
+  skylakex.avx512f = skylakex.avx512bw = skylakex.avx512vl = skylakex.avx512dq = skylakex.avx512cd = true;
+  ressa::CpuFeatures avx2_only = haswell, fma_only = haswell, no_cd = skylakex, f_only = haswell;
+  avx2_only.fma = false;
+  fma_only.avx2 = false;
+  no_cd.avx512cd = false;  // Xeon Phi-like subsets are not SkylakeX
+  f_only.avx512f = true;
+  const std::pair<ressa::CpuFeatures, std::string> cases[] = {
+      {none, ""},          {haswell, "Haswell"}, {skylakex, "SkylakeX"}, {avx2_only, ""},
+      {fma_only, ""},      {no_cd, "Haswell"},   {f_only, "Haswell"},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i)
+    EXPECT_EQ(ressa::openblas_coretype_for(cases[i].first), cases[i].second) << "case " << i;
 }
 
 }  // namespace

@@ -1,18 +1,28 @@
-// Tests for src/ressa/sparse/kernels: every dispatch path (scalar, AVX2, AVX-512 where the CPU
-// has them) against the float64 dense reference on ragged shapes, batches 1..70, 1-3 threads.
+// Tests for src/ressa/sparse/kernels: every dispatch path (scalar, AVX2, AVX-512) against the
+// float64 dense reference on ragged shapes, batches 1..70, 1-3 threads; a path this CPU cannot
+// run, or that RESSA_ISA rules out, is reported as skipped with the reason. Also the ISA choice
+// from CPU features and the RESSA_ISA cap, on made-up feature sets.
 #include "ressa/sparse/kernels.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <ostream>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 using namespace ressa::sparse;
+
+namespace ressa::sparse {
+// gtest prints a path by its name (test lists, failure messages).
+void PrintTo(Isa isa, std::ostream* os) { *os << to_string(isa); }
+}  // namespace ressa::sparse
 
 namespace {
 
@@ -64,18 +74,32 @@ void expect_close(const std::vector<float>& w, int64_t rows, int64_t cols, const
     }
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> out{Isa::scalar};
-  if (detected_isa() >= Isa::avx2) out.push_back(Isa::avx2);
-  if (detected_isa() >= Isa::avx512) out.push_back(Isa::avx512);
-  return out;
-}
-
 class SparseKernels : public ::testing::Test {
  protected:
   void TearDown() override {
     set_force_scalar(false);
     set_parallel_runner(nullptr);
+  }
+};
+
+// Why this process cannot test a path, or "" when it can.
+std::string skip_reason(Isa isa) {
+  const Isa cpu = best_isa(ressa::cpu_features());
+  const std::string path = to_string(isa);
+  if (cpu < isa) return "this CPU cannot run the " + path + " kernels (best: " + to_string(cpu) + ")";
+  if (detected_isa() < isa) return std::string("RESSA_ISA=") + std::getenv("RESSA_ISA") + " rules out the " + path + " kernels";
+  return "";
+}
+
+// One instance per dispatch path, the kernels capped at it (set_max_isa).
+class SparseKernelPath : public SparseKernels, public ::testing::WithParamInterface<Isa> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = skip_reason(GetParam()); !why.empty()) {
+      GTEST_SKIP() << why;
+    }
+    set_max_isa(GetParam());
+    ASSERT_EQ(active_isa(), GetParam());
   }
 };
 
@@ -86,14 +110,12 @@ const int64_t kBatches[] = {1, 2, 3, 5, 8, 9, 16, 17, 33, 64, 70};
 // Both value types: bf16 values are checked against the float64 product of the weights they
 // hold (to_dense widens them exactly); the bf16 kernels work in 32-column steps, hence the
 // shapes around 32 and 64 columns.
-TEST_F(SparseKernels, BitmaskMatchesReference) {
+TEST_P(SparseKernelPath, BitmaskMatchesReference) {
+  const Isa isa = GetParam();
   const std::pair<int64_t, int64_t> shapes[] = {{7, 13}, {33, 96}, {5, 8}, {3, 1}, {17, 130}, {40, 300},
                                                 {9, 64}, {6, 97}, {4, 1000}};
   uint32_t seed = 1;
-  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16})
-  for (Isa isa : isas()) {
-    set_max_isa(isa);
-    ASSERT_EQ(active_isa(), isa);
+  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16}) {
     for (auto [rows, cols] : shapes)
       for (double density : {0.0, 0.05, 0.3, 0.7, 1.0}) {
         const auto bm = BitmaskMatrix::from_dense(random_sparse(rows, cols, density, seed++).data(), rows, cols, vt);
@@ -115,12 +137,11 @@ TEST_F(SparseKernels, BitmaskMatchesReference) {
   }
 }
 
-TEST_F(SparseKernels, NMMatchesReference) {
+TEST_P(SparseKernelPath, NMMatchesReference) {
+  const Isa isa = GetParam();
   const std::pair<int, int> patterns[] = {{2, 4}, {1, 4}, {3, 4}, {4, 8}, {1, 2}};
   uint32_t seed = 100;
-  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16})
-  for (Isa isa : isas()) {
-    set_max_isa(isa);
+  for (ValueType vt : {ValueType::f32, ValueType::bf16, ValueType::f16}) {
     for (auto [n, m] : patterns)
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{7, 8}, {33, 96}, {5, 72}, {9, 136}, {3, 264}}) {
         const auto nm = NMMatrix::from_dense(random_nm(rows, cols, n, m, seed++).data(), rows, cols, n, m, vt);
@@ -141,6 +162,9 @@ TEST_F(SparseKernels, NMMatchesReference) {
       }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(AllPaths, SparseKernelPath, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return std::string(to_string(info.param)); });
 
 // Each row's result depends only on its own data, so any thread count gives the same bits; two
 // callers at once, changing thread counts between calls, exercise the pool's hand-over.
@@ -266,12 +290,96 @@ TEST_F(SparseKernels, RejectsBadCalls) {
   EXPECT_THROW(nm_matmul(NMMatrix(), x.data(), 1, y.data(), 1), std::invalid_argument);
 }
 
-// The dispatch paths this CPU cannot run are not tested here: say so (CTest lists the test as
-// skipped) instead of passing silently. Run the suite on an AVX-512 machine to cover them all.
-TEST(SparseKernelPaths, EveryPathRunsOnThisCpu) {
-  std::string missing;
-  if (detected_isa() < Isa::avx2) missing += " avx2";
-  if (detected_isa() < Isa::avx512) missing += " avx512";
-  if (!missing.empty()) GTEST_SKIP() << "kernel paths not tested on this CPU:" << missing;
-  EXPECT_EQ(isas().size(), 3u);
+// ---- which path: CPU features and RESSA_ISA --------------------------------------------
+
+namespace {
+
+ressa::CpuFeatures avx2_cpu() {
+  ressa::CpuFeatures f;
+  f.avx2 = f.fma = f.f16c = f.popcnt = f.bmi = f.bmi2 = true;
+  return f;
 }
+
+ressa::CpuFeatures avx512_cpu() {
+  ressa::CpuFeatures f = avx2_cpu();
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512vbmi2 = true;
+  return f;
+}
+
+// The message of the std::invalid_argument that isa_limit throws, or "<no throw>".
+std::string limit_error(const char* ressa_isa, const ressa::CpuFeatures& cpu) {
+  try {
+    isa_limit(ressa_isa, cpu);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<no throw>";
+}
+
+TEST(KernelIsa, NamesRoundTrip) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    EXPECT_EQ(parse_isa(to_string(isa)), isa);
+  }
+  EXPECT_THROW(parse_isa("AVX2"), std::invalid_argument);
+  EXPECT_THROW(parse_isa("sse4"), std::invalid_argument);
+  EXPECT_THROW(parse_isa(""), std::invalid_argument);
+}
+
+// avx2 needs each of AVX2, FMA, F16C, POPCNT, BMI1, BMI2; avx512 needs them and AVX-512F.
+TEST(KernelIsa, BestPathFromFeatures) {
+  EXPECT_EQ(best_isa(ressa::CpuFeatures{}), Isa::scalar);
+  EXPECT_EQ(best_isa(avx2_cpu()), Isa::avx2);
+  EXPECT_EQ(best_isa(avx512_cpu()), Isa::avx512);
+  ressa::CpuFeatures f_only = avx2_cpu();
+  f_only.avx512f = true;  // the other AVX-512 subsets are not needed
+  EXPECT_EQ(best_isa(f_only), Isa::avx512);
+  using F = ressa::CpuFeatures;
+  for (bool F::*need : {&F::avx2, &F::fma, &F::f16c, &F::popcnt, &F::bmi, &F::bmi2}) {
+    ressa::CpuFeatures f = avx512_cpu();
+    f.*need = false;
+    EXPECT_EQ(best_isa(f), Isa::scalar);
+  }
+  ressa::CpuFeatures no_f = avx512_cpu();
+  no_f.avx512f = false;
+  EXPECT_EQ(best_isa(no_f), Isa::avx2);
+}
+
+TEST(KernelIsa, RessaIsaCapsTheDispatch) {
+  // Not set (or empty): the CPU's best.
+  EXPECT_EQ(isa_limit(nullptr, avx512_cpu()), Isa::avx512);
+  EXPECT_EQ(isa_limit("", avx2_cpu()), Isa::avx2);
+  EXPECT_EQ(isa_limit(nullptr, ressa::CpuFeatures{}), Isa::scalar);
+  // Any path the CPU runs.
+  EXPECT_EQ(isa_limit("scalar", avx512_cpu()), Isa::scalar);
+  EXPECT_EQ(isa_limit("avx2", avx512_cpu()), Isa::avx2);
+  EXPECT_EQ(isa_limit("avx512", avx512_cpu()), Isa::avx512);
+  EXPECT_EQ(isa_limit("scalar", ressa::CpuFeatures{}), Isa::scalar);
+}
+
+// A path the CPU cannot run, or an unknown name, is an error that names the variable, the value
+// and what the CPU runs (and lacks), never a silent fallback.
+TEST(KernelIsa, RessaIsaBeyondTheCpuIsAnError) {
+  const std::string beyond = limit_error("avx512", avx2_cpu());
+  EXPECT_NE(beyond.find("RESSA_ISA=avx512"), std::string::npos) << beyond;
+  EXPECT_NE(beyond.find("up to avx2"), std::string::npos) << beyond;
+  EXPECT_NE(beyond.find("avx512f"), std::string::npos) << beyond;
+  ressa::CpuFeatures no_bmi2 = avx2_cpu();
+  no_bmi2.bmi2 = false;
+  const std::string old_cpu = limit_error("avx2", no_bmi2);
+  EXPECT_NE(old_cpu.find("RESSA_ISA=avx2"), std::string::npos) << old_cpu;
+  EXPECT_NE(old_cpu.find("up to scalar"), std::string::npos) << old_cpu;
+  EXPECT_NE(old_cpu.find("bmi2"), std::string::npos) << old_cpu;
+  const std::string unknown = limit_error("AVX-512", avx512_cpu());
+  EXPECT_NE(unknown.find("RESSA_ISA=AVX-512"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("scalar, avx2 or avx512"), std::string::npos) << unknown;
+  EXPECT_EQ(limit_error("avx512", avx512_cpu()), "<no throw>");
+}
+
+// The process's dispatch comes from this CPU's features and its RESSA_ISA (CTest runs the
+// suite without it; `RESSA_ISA=avx2 test_sparse_kernels` checks the cap end to end).
+TEST(KernelIsa, DetectedIsaIsTheLimitForThisProcess) {
+  EXPECT_EQ(detected_isa(), isa_limit(std::getenv("RESSA_ISA"), ressa::cpu_features()));
+  EXPECT_LE(detected_isa(), best_isa(ressa::cpu_features()));
+}
+
+}  // namespace

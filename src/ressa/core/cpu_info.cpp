@@ -1,5 +1,9 @@
-// CPU model name from /proc/cpuinfo (see cpu_info.h).
+// CPU model name from /proc/cpuinfo and instruction-set features from cpuid (see cpu_info.h).
 #include "ressa/core/cpu_info.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include <fstream>
 #include <sstream>
@@ -54,6 +58,39 @@ std::string cpu_model_name() {
   text << in.rdbuf();
   const std::string name = cpu_model_name_from(text.str());
   return name.empty() ? "unknown" : name;
+}
+
+namespace {
+
+CpuFeatures detect_cpu_features() {
+  CpuFeatures f;
+#if defined(__x86_64__)
+  // __builtin_cpu_supports also checks that the OS saves the AVX / AVX-512 registers (XGETBV).
+  __builtin_cpu_init();
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.popcnt = __builtin_cpu_supports("popcnt");
+  f.bmi = __builtin_cpu_supports("bmi");
+  f.bmi2 = __builtin_cpu_supports("bmi2");
+  f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512dq = __builtin_cpu_supports("avx512dq");
+  f.avx512cd = __builtin_cpu_supports("avx512cd");
+  f.avx512vbmi2 = __builtin_cpu_supports("avx512vbmi2");
+  // cpuid leaf 1, ECX bit 29: clang's __builtin_cpu_supports does not know "f16c". This does not
+  // check the OS side (YMM state); every user of f16c also requires avx2, which does.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  f.f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect_cpu_features();
+  return features;
 }
 
 }  // namespace ressa

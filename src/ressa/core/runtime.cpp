@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "ressa/core/cpu_info.h"
+
 namespace ressa {
 
 std::string blas_library_path() {
@@ -60,16 +62,15 @@ int hardware_threads() {
 
 namespace ressa {
 
+std::string openblas_coretype_for(const CpuFeatures& cpu) {
+  if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.avx512dq && cpu.avx512cd) return "SkylakeX";
+  if (cpu.avx2 && cpu.fma) return "Haswell";
+  return "";
+}
+
 std::string openblas_coretype_for_cpu() {
   if (std::getenv("OPENBLAS_CORETYPE")) return "";
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
-    return "SkylakeX";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
-#endif
-  return "";
+  return openblas_coretype_for(cpu_features());
 }
 
 std::vector<std::pair<std::string, std::string>> runtime_environment() {

@@ -21,12 +21,17 @@ int cpu_quota_threads(const std::string& cpu_max);
 }  // namespace ressa
 
 namespace ressa {
+struct CpuFeatures;
+
 // OpenBLAS picks its kernels from the CPU id and falls back to slow SSE3 ("Prescott") kernels
 // on CPUs it does not know (seen here: a virtualised Xeon with AVX-512 ran sgemm at 7 GFLOP/s
-// instead of 78). It reads OPENBLAS_CORETYPE only when it loads, so the CLI calls this first
-// thing: when the variable is unset it returns the core type matching the CPU's features
-// ("SkylakeX" with AVX-512 F/BW/VL/DQ/CD, "Haswell" with AVX2+FMA, "" otherwise); the caller
-// sets it and re-executes itself. A user's own OPENBLAS_CORETYPE is always respected.
+// instead of 78). The core type matching a CPU's features: "SkylakeX" with AVX-512 F/BW/VL/DQ/CD,
+// "Haswell" with AVX2+FMA, "" otherwise (OpenBLAS's own choice is kept). The root CMakeLists.txt
+// mirrors this for the tests' environment.
+std::string openblas_coretype_for(const CpuFeatures& cpu);
+// OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so the CLI calls this first thing: when the
+// variable is unset it returns openblas_coretype_for(cpu_features()); the caller sets it and
+// re-executes itself. A user's own OPENBLAS_CORETYPE is always respected ("" when it is set).
 std::string openblas_coretype_for_cpu();
 
 // The thread and BLAS variables the CLI sets before re-executing itself, only those the user has

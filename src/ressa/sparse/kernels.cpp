@@ -14,7 +14,6 @@
 // then runs the fp32 kernel); all arithmetic is fp32.
 #include "ressa/sparse/kernels.h"
 
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,8 +26,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ressa/core/error.h"
@@ -58,26 +59,20 @@ namespace {
 
 std::atomic<int> g_max_isa{int(Isa::avx512)};
 
-Isa detect() {
-  __builtin_cpu_init();
-  // F16C (fp16 values) came with or before AVX2 on every x86 CPU; checked all the same, with
-  // cpuid (leaf 1, ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c &&
-                    __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") &&
-                    __builtin_cpu_supports("bmi2");
-  if (avx2 && __builtin_cpu_supports("avx512f")) return Isa::avx512;
-  return avx2 ? Isa::avx2 : Isa::scalar;
-}
-
 // vpexpandw (the 16-bit-value bitmask kernels) is AVX512_VBMI2 (Ice Lake and later, Zen 4).
-bool has_vbmi2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bw");
-  }();
-  return yes;
+bool has_vbmi2() { return cpu_features().avx512vbmi2 && cpu_features().avx512bw; }
+
+// The features a path needs (the target attributes above) that cpu lacks, e.g. " avx512f"; ""
+// when cpu runs the path.
+std::string missing_features(Isa isa, const CpuFeatures& cpu) {
+  if (isa == Isa::scalar) return "";
+  const std::pair<bool, const char*> need[] = {{cpu.avx2, "avx2"},     {cpu.fma, "fma"}, {cpu.f16c, "f16c"},
+                                               {cpu.popcnt, "popcnt"}, {cpu.bmi, "bmi"}, {cpu.bmi2, "bmi2"},
+                                               {isa != Isa::avx512 || cpu.avx512f, "avx512f"}};
+  std::string out;
+  for (const auto& [has, name] : need)
+    if (!has) out += std::string(" ") + name;
+  return out;
 }
 
 int lanes(Isa isa) { return isa == Isa::avx512 ? 16 : isa == Isa::avx2 ? 8 : 1; }
@@ -1032,8 +1027,35 @@ const char* to_string(Isa isa) {
   return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "scalar";
 }
 
+Isa parse_isa(const std::string& s) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
+    if (s == to_string(isa)) return isa;
+  fail_arg("unknown kernel path '", s, "' (expected scalar, avx2 or avx512)");
+}
+
+Isa best_isa(const CpuFeatures& cpu) {
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (missing_features(isa, cpu).empty()) return isa;
+  return Isa::scalar;
+}
+
+Isa isa_limit(const char* ressa_isa, const CpuFeatures& cpu) {
+  const Isa best = best_isa(cpu);
+  if (!ressa_isa || !*ressa_isa) return best;
+  Isa asked;
+  try {
+    asked = parse_isa(ressa_isa);
+  } catch (const std::invalid_argument& e) {
+    fail_arg("[kernels] RESSA_ISA=", ressa_isa, ": ", e.what(), "; this CPU runs up to ", to_string(best));
+  }
+  if (asked > best)
+    fail_arg("[kernels] RESSA_ISA=", ressa_isa, " asks for a kernel path this CPU cannot run: it runs up to ",
+             to_string(best), " (missing:", missing_features(asked, cpu), ")");
+  return asked;
+}
+
 Isa detected_isa() {
-  static const Isa isa = detect();
+  static const Isa isa = isa_limit(std::getenv("RESSA_ISA"), cpu_features());
   return isa;
 }
 

@@ -1,17 +1,32 @@
 // CPU kernels for sparse weight x dense activations, y = x W^T as in a Linear layer, for the
 // formats in formats.h, plus a float64 dense reference. Runtime dispatch between a portable
-// scalar path, AVX2+FMA and AVX-512F (the library is compiled for baseline x86-64).
+// scalar path, AVX2+FMA and AVX-512F (the library is compiled for baseline x86-64), from the CPU
+// features of core/cpu_info.h. The environment variable RESSA_ISA=scalar|avx2|avx512 caps the
+// dispatch at that path for the whole process (tests and comparisons of the paths on one machine);
+// naming a path this CPU cannot run is an error, not a silent fallback.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 
+#include "ressa/core/cpu_info.h"
 #include "ressa/sparse/formats.h"
 
 namespace ressa::sparse {
 
 enum class Isa { scalar, avx2, avx512 };
-const char* to_string(Isa isa);
-// Best instruction set this CPU (and OS) supports.
+const char* to_string(Isa isa);  // "scalar", "avx2", "avx512"
+// The inverse of to_string; throws std::invalid_argument for any other name.
+Isa parse_isa(const std::string& s);
+// The best path a CPU with these features runs: avx2 needs AVX2, FMA, F16C, POPCNT, BMI1 and
+// BMI2; avx512 needs those and AVX-512F; scalar runs anywhere.
+Isa best_isa(const CpuFeatures& cpu);
+// The highest path the kernels may use when RESSA_ISA has the value ressa_isa (nullptr or "": not
+// set): best_isa(cpu) when not set, else the path it names. Throws std::invalid_argument naming
+// RESSA_ISA, the value and what the CPU supports when the name is unknown or the CPU cannot run it.
+Isa isa_limit(const char* ressa_isa, const CpuFeatures& cpu);
+// The best path this process may use: isa_limit(getenv("RESSA_ISA"), cpu_features()), decided on
+// the first call that succeeds (each call throws while RESSA_ISA is bad, the kernels included).
 Isa detected_isa();
 // What the kernels use now: min(detected_isa(), the cap set below).
 Isa active_isa();
