@@ -133,19 +133,19 @@ TEST_F(Dist, KilledRankMakesTheOtherFailCleanly) {
   const std::string out = (g_root / "killed").string();
   const std::string bin = RESSA_BINARY;
   const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((20000 + $$ % 20000)) ";
-  const std::string args = repair_args(out, 100000) + " --checkpoint-every 1 --dist-timeout 20";
+  // A timeout far beyond the test's CTest limit: rank 0 can only fail in time by noticing that its
+  // peer's sockets closed, so no clock is read here.
+  const std::string args = repair_args(out, 100000) + " --checkpoint-every 1 --dist-timeout 86400";
   const std::string script =
       env + "RANK=0 " + bin + " " + args + " 2>" + (g_root / "r0.err").string() + " & P0=$!; " +
       env + "RANK=1 " + bin + " " + args + " 2>/dev/null & P1=$!; " +
       "for i in $(seq 1200); do [ -f " + out + ".ckpt/state.json ] && break; sleep 0.1; done; " +
-      "kill -9 $P1; S=$(date +%s); wait $P0; RC=$?; echo rc=$RC seconds=$(( $(date +%s) - S ))";
+      "kill -9 $P1; wait $P0; echo rc=$?";
   auto r = run_sh(script);
   const std::string err0 = ressa::read_file((g_root / "r0.err").string());
-  EXPECT_NE(r.out.find("rc=1 "), std::string::npos) << r.out << err0;
+  EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out << err0;
   EXPECT_TRUE(has_error_line(err0)) << err0;
   EXPECT_NE(err0.find("[dist] rank 0/2"), std::string::npos) << err0;
-  const int secs = std::atoi(r.out.substr(r.out.find("seconds=") + 8).c_str());
-  EXPECT_LT(secs, 20) << "a dead peer is noticed when its sockets close, well before the timeout";
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".partial"));
   EXPECT_TRUE(fs::exists(fs::path(out + ".ckpt") / "state.json")) << "the checkpoint stays for --resume";
