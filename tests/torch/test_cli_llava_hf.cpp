@@ -97,9 +97,9 @@ TEST(CliLlavaHf, Llava15LayoutEndToEnd) {
     auto lm = ressa::model::load_model(p.string(), torch::kCPU);  // masks: weights zero wherever pruned
     int64_t targets = 0;
     for (auto& [name, lin] : lm.model->linears())
-      if (lin->mask.defined()) {
+      if (lin->mask().defined()) {
         ++targets;
-        EXPECT_EQ(lin->weight.masked_select(lin->mask == 0).abs().max().item<float>(), 0.0f) << name;
+        EXPECT_EQ(lin->weight.masked_select(lin->mask() == 0).abs().max().item<float>(), 0.0f) << name;
       }
     EXPECT_EQ(targets, 2 * 6 + 2 * 7) << "vision blocks past vision_feature_layer -2 are not targets";
   }

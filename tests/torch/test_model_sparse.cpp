@@ -42,7 +42,7 @@ std::string pruned_fixture(const std::string& name, const prune::SparsityPattern
       for (auto& [lname, lin] : group) {
         auto m = prune::mask_for(lin->weight.abs(), pattern, prune::Granularity::Row).to(torch::kFloat32);
         lin->weight.mul_(m);
-        lin->mask = m;
+        lin->set_mask(m);
       }
   }
   const auto dir = (temp_root() / name).string();
@@ -130,11 +130,11 @@ TEST_P(SparseCheckpoint, RoundTripAndSameLogits) {
   expect_same_tensors(dense.model, comp.model);
   auto dl = dense.model->linears(), cl = comp.model->linears();
   for (size_t i = 0; i < dl.size(); ++i) {
-    ASSERT_EQ(dl[i].second->mask.defined(), cl[i].second->mask.defined()) << dl[i].first;
-    if (dl[i].second->mask.defined()) {
-      EXPECT_TRUE(torch::equal(dl[i].second->mask, cl[i].second->mask)) << dl[i].first;
+    ASSERT_EQ(dl[i].second->mask().defined(), cl[i].second->mask().defined()) << dl[i].first;
+    if (dl[i].second->mask().defined()) {
+      EXPECT_TRUE(torch::equal(dl[i].second->mask(), cl[i].second->mask())) << dl[i].first;
     }
-    EXPECT_EQ(cl[i].second->sparse != nullptr, dl[i].second->mask.defined()) << dl[i].first;
+    EXPECT_EQ(cl[i].second->compressed() != nullptr, dl[i].second->mask().defined()) << dl[i].first;
   }
 
   // The sparse path is taken (no grad, CPU float) and gives the dense model's answers.
@@ -253,7 +253,7 @@ TEST(SparseLinear, FallsBackToDenseWhenItMust) {
   model::export_compressed(src, out, {});
   auto comp = model::load_model(out, torch::kCPU);
   auto lin = comp.model->vision_block_linears().front().second;  // CLIP q_proj: has a bias
-  ASSERT_TRUE(lin->sparse);
+  ASSERT_TRUE(lin->compressed());
   ASSERT_TRUE(lin->bias.defined());
   auto x = torch::randn({4, 7, lin->in_features()});
   EXPECT_FALSE(lin->uses_sparse_path(x)) << "grad mode is on";
@@ -264,10 +264,10 @@ TEST(SparseLinear, FallsBackToDenseWhenItMust) {
   auto got = lin->forward(x);
   EXPECT_EQ(got.sizes(), want.sizes());
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
-  EXPECT_LT((model::sparse_linear(*lin->sparse, x.narrow(0, 0, 0), lin->bias)).numel(), 1);
-  lin->teacher_mode = true;
+  EXPECT_LT((model::sparse_linear(*lin->compressed(), x.narrow(0, 0, 0), lin->bias)).numel(), 1);
+  lin->set_teacher_mode(true);
   EXPECT_FALSE(lin->uses_sparse_path(x));
-  lin->teacher_mode = false;
+  lin->set_teacher_mode(false);
   lin->weight.mul_(2);  // in-place change: the compressed copy is stale now
   EXPECT_FALSE(lin->uses_sparse_path(x));
   EXPECT_LT((lin->forward(x) - torch::nn::functional::linear(x, lin->weight, lin->bias)).abs().max().item<double>(), 1e-6);
@@ -336,17 +336,17 @@ TEST(DenseLinear, MaskedInferenceFollowsTheMask) {
   torch::manual_seed(4);
   model::Linear lin(24, 10, true);
   auto x = torch::randn({3, 24});
-  const auto want = [&] { return torch::nn::functional::linear(x, lin->weight * lin->mask, lin->bias); };
+  const auto want = [&] { return torch::nn::functional::linear(x, lin->weight * lin->mask(), lin->bias); };
   torch::NoGradGuard ng;
-  lin->mask = (torch::rand({10, 24}) > 0.5).to(torch::kFloat32);
+  lin->set_mask((torch::rand({10, 24}) > 0.5).to(torch::kFloat32));
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "weight not yet masked";
-  lin->weight.mul_(lin->mask);  // in place: the zeros are written now
+  lin->weight.mul_(lin->mask());  // in place: the zeros are written now
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6));
-  lin->mask = (torch::rand({10, 24}) > 0.5).to(torch::kFloat32);  // a new mask, version 0
+  lin->set_mask((torch::rand({10, 24}) > 0.5).to(torch::kFloat32));  // a new mask, version 0
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "new mask";
   lin->weight = torch::randn({10, 24});  // a new dense weight, version 0
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "new weight";
-  lin->weight.mul_(lin->mask);
+  lin->weight.mul_(lin->mask());
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6));
   lin->weight.add_(1.0);  // in place: nonzero where the mask is 0 again
   EXPECT_TRUE(torch::allclose(lin->forward(x), want(), 1e-6, 1e-6)) << "weight changed in place";
@@ -362,16 +362,16 @@ TEST_P(SparseCheckpoint, ReleaseDenseKeepsOnlyTheCompressedCopy) {
   auto lean = model::load_model(out, torch::kCPU, lo);
   size_t released = 0;
   for (auto& [name, lin] : lean.model->linears()) {
-    if (!lin->sparse) {
-      EXPECT_FALSE(lin->dense_released) << name;
+    if (!lin->compressed()) {
+      EXPECT_FALSE(lin->dense_released()) << name;
       continue;
     }
     ++released;
-    EXPECT_TRUE(lin->dense_released) << name;
-    EXPECT_FALSE(lin->mask.defined()) << name;
+    EXPECT_TRUE(lin->dense_released()) << name;
+    EXPECT_FALSE(lin->mask().defined()) << name;
     EXPECT_LE(lin->weight.storage().nbytes(), sizeof(float)) << name;  // no dense storage
-    EXPECT_EQ(lin->weight.size(0), lin->sparse->rows()) << name;
-    EXPECT_EQ(lin->weight.size(1), lin->sparse->cols()) << name;
+    EXPECT_EQ(lin->weight.size(0), lin->compressed()->rows()) << name;
+    EXPECT_EQ(lin->weight.size(1), lin->compressed()->cols()) << name;
   }
   EXPECT_EQ(released, lean.compressed_layers.size());
   EXPECT_GT(released, 0u);

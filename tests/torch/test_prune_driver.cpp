@@ -120,20 +120,20 @@ TEST_F(PruneDriver, TwoFourEveryMethodValidAndNonTargetsUntouched) {
     for (auto& [name, lin] : lins) {
       auto w = lin->weight.detach();
       EXPECT_TRUE(prune::is_nm_valid(w, 2, 4)) << name;
-      ASSERT_TRUE(lin->mask.defined()) << name;
-      EXPECT_TRUE(torch::equal(lin->mask.eq(0), w.eq(0))) << name << ": mask must mark exactly the zeros";
+      ASSERT_TRUE(lin->mask().defined()) << name;
+      EXPECT_TRUE(torch::equal(lin->mask().eq(0), w.eq(0))) << name << ": mask must mark exactly the zeros";
       const auto& w0 = before.at(name + ".weight");
       if (m == Method::SparseGPT) {
-        kept_changed = kept_changed || !torch::equal(w, w0 * lin->mask);
+        kept_changed = kept_changed || !torch::equal(w, w0 * lin->mask());
       } else {
-        EXPECT_TRUE(torch::equal(w, w0 * lin->mask)) << name << ": kept weights must be unchanged";
+        EXPECT_TRUE(torch::equal(w, w0 * lin->mask())) << name << ": kept weights must be unchanged";
       }
     }
     if (m == Method::SparseGPT) { EXPECT_TRUE(kept_changed) << "SparseGPT updates the kept weights"; }
     for (auto& p : net->named_parameters())
       if (!targets.count(p.key())) { EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key(); }
-    EXPECT_FALSE(net->multi_modal_projector->linear_1->mask.defined());
-    EXPECT_FALSE(net->language_model->lm_head->mask.defined());
+    EXPECT_FALSE(net->multi_modal_projector->linear_1->mask().defined());
+    EXPECT_FALSE(net->language_model->lm_head->mask().defined());
     auto sr = eval::sparsity_report(net, 2, 4);
     EXPECT_TRUE(sr.nm_valid);
     EXPECT_NEAR(rep.sparsity.vision, 0.5, 1e-9);
@@ -167,7 +167,7 @@ TEST_F(PruneDriver, DenseVisionTowerStaysBitIdentical) {
     if (p.key().rfind("vision_tower.", 0) == 0 || p.key().rfind("multi_modal_projector.", 0) == 0) {
       EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key();
     }
-  for (auto& [name, lin] : net->vision_block_linears()) EXPECT_FALSE(lin->mask.defined()) << name;
+  for (auto& [name, lin] : net->vision_block_linears()) EXPECT_FALSE(lin->mask().defined()) << name;
   for (auto& l : rep.layers) EXPECT_EQ(l.tower, "language") << l.name;
   EXPECT_EQ(rep.layers.size(), net->language_block_linears().size());
   EXPECT_EQ(rep.sparsity.vision, 0.0);
@@ -187,17 +187,17 @@ std::pair<std::map<std::string, double>, int64_t> block_probe(model::Llava& stre
   auto real = b.attn.reshape({-1}).to(torch::kBool);
   std::map<std::string, double> out;
   auto hook = [&](model::Linear lin, const std::string& name, bool lang) {
-    lin->input_hook = [&out, &real, name, lang](const torch::Tensor& x) {
+    lin->set_input_hook([&out, &real, name, lang](const torch::Tensor& x) {
       auto rows = x.reshape({-1, x.size(-1)});
       out[name] = (lang ? rows.index({real}) : rows).square().mean().item<double>();
-    };
+    });
   };
   auto hs = stream->vision_hidden_states(b.pixels);
   auto& vb = blocks_of->vision_tower->vision_model->blocks;
   for (size_t i = 0; i < vb.size(); ++i) {
     hook(vb[i]->mlp->fc2, "vision_tower.vision_model.encoder.layers." + std::to_string(i) + ".mlp.fc2", false);
     vb[i](hs[i]);
-    vb[i]->mlp->fc2->input_hook = nullptr;
+    vb[i]->mlp->fc2->set_input_hook(nullptr);
   }
   // Decoder inputs as LlavaImpl::decode builds them.
   auto x = stream->embed(b.ids, stream->image_features(b.pixels));
@@ -211,7 +211,7 @@ std::pair<std::map<std::string, double>, int64_t> block_probe(model::Llava& stre
   for (size_t i = 0; i < db.size(); ++i) {
     hook(db[i]->mlp->down_proj, "language_model.model.layers." + std::to_string(i) + ".mlp.down_proj", true);
     db[i](x, cos, sin, bias);
-    db[i]->mlp->down_proj->input_hook = nullptr;
+    db[i]->mlp->down_proj->set_input_hook(nullptr);
     x = sb[i](x, cos, sin, bias);
   }
   return {out, real.sum().item<int64_t>()};
@@ -251,7 +251,7 @@ TEST_F(PruneDriver, SequentialAndDenseCalibrationStreams) {
   EXPECT_DOUBLE_EQ(layer(seq, v0).input_sq_mean, layer(dn, v0).input_sq_mean);
   for (auto& n : {v1, l0, l1})
     EXPECT_GT(std::abs(layer(seq, n).input_sq_mean - layer(dn, n).input_sq_mean), 1e-4 * dense_ref.at(n)) << n;
-  auto first = [](model::Llava& net) { return net->vision_block_linears()[0].second->mask; };
+  auto first = [](model::Llava& net) { return net->vision_block_linears()[0].second->mask(); };
   EXPECT_TRUE(torch::equal(first(seq_net), first(dn_net)));
 
   // Rows: every vision token; only the real (non-padding) language tokens.
@@ -276,7 +276,7 @@ TEST_F(PruneDriver, ProjectorAndLmHeadSwitches) {
   auto rep = run(net, o);
   for (auto lin : {net->multi_modal_projector->linear_1, net->multi_modal_projector->linear_2,
                    net->language_model->lm_head}) {
-    ASSERT_TRUE(lin->mask.defined());
+    ASSERT_TRUE(lin->mask().defined());
     EXPECT_TRUE(prune::is_nm_valid(lin->weight.detach(), 2, 4));
   }
   EXPECT_EQ(layer(rep, "language_model.lm_head").tower, "lm_head");
@@ -308,7 +308,7 @@ TEST_F(PruneDriver, BadRequestsFailBeforeTheModelChanges) {
   const auto before = snapshot(net);
   auto expect_untouched = [&] {
     for (auto& p : net->named_parameters()) ASSERT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key();
-    for (auto& [name, lin] : net->linears()) ASSERT_FALSE(lin->mask.defined()) << name;
+    for (auto& [name, lin] : net->linears()) ASSERT_FALSE(lin->mask().defined()) << name;
   };
   try {
     run(net, options(Method::Wanda, SparsityPattern::unstructured(0.5), SparsityPattern::nm(3, 7)));
@@ -360,8 +360,8 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
   auto ref_lins = ref->linears();
   std::map<std::string, model::Linear> ref_by(ref_lins.begin(), ref_lins.end());
   for (auto& [name, lin] : lm.model->linears()) {
-    EXPECT_EQ(lin->mask.defined(), ref_by.at(name)->mask.defined()) << name;
-    if (lin->mask.defined()) { EXPECT_TRUE(torch::equal(lin->mask, ref_by.at(name)->mask)) << name; }
+    EXPECT_EQ(lin->mask().defined(), ref_by.at(name)->mask().defined()) << name;
+    if (lin->mask().defined()) { EXPECT_TRUE(torch::equal(lin->mask(), ref_by.at(name)->mask())) << name; }
   }
   EXPECT_TRUE(eval::sparsity_report(lm.model, 2, 4).nm_valid);
 

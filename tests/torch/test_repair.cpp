@@ -44,7 +44,7 @@ void write_pruned(const Fixture& f, const std::string& dst, bool nm) {
     auto m = (nm ? prune::nm_mask(score, 2, 4) : prune::unstructured_mask(score, 0.5, prune::Granularity::Row))
                  .to(torch::kFloat32);
     lin->weight.mul_(m);
-    lin->mask = m;
+    lin->set_mask(m);
   }
   model::save_model(dst, lm.model);
   f.tok.save(dst + "/tokenizer.json");
@@ -97,9 +97,9 @@ model::Linear masked_linear(int64_t in, int64_t out, const torch::Tensor& mask, 
   model::Linear lin(in, out, true);
   torch::NoGradGuard ng;
   lin->weight.mul_(mask);
-  lin->mask = mask;
+  lin->set_mask(mask);
   lin->attach_adapter(kind, rank, 16.0);
-  if (lin->lora_B.defined()) lin->lora_B.normal_(0, 0.5);
+  if (lin->lora_B().defined()) lin->lora_B().normal_(0, 0.5);
   return lin;
 }
 
@@ -146,7 +146,7 @@ TEST(RepairMerge, SparseLoraMergeKeepsEveryZeroAndNM) {
   for (auto c : {Case{2, 4, 0}, Case{4, 8, 0}, Case{1, 4, 0}, Case{0, 0, 0.5}, Case{0, 0, 0.7}}) {
     auto mask = random_mask(24, 32, c.n, c.m, c.ratio);
     auto lin = masked_linear(32, 24, mask, AdapterKind::SparseLora, 4);
-    auto expect = (lin->weight + lin->lora_scale * lin->lora_B.matmul(lin->lora_A)) * mask;
+    auto expect = (lin->weight + lin->lora_scale() * lin->lora_B().matmul(lin->lora_A())) * mask;
     auto merged = lin->merged_weight();
     EXPECT_TRUE(merged.eq(0).logical_and(mask.eq(0)).equal(mask.eq(0))) << c.n << ":" << c.m << " " << c.ratio;
     EXPECT_TRUE(torch::allclose(merged, expect, 1e-6, 1e-6));
@@ -176,7 +176,7 @@ TEST(RepairMerge, ModelMergeKeepsZerosLoraFillsThem) {
       torch::NoGradGuard ng;  // simulate training: random B (adapters) or random weights (masked-ft)
       for (auto& a : adapted) {
         if (kind == AdapterKind::MaskedFt) a.lin->weight.add_(torch::randn_like(a.lin->weight));
-        else a.lin->lora_B.normal_(0, 0.1);
+        else a.lin->lora_B().normal_(0, 0.1);
       }
     }
     auto rep = repair::merge_adapters(lm.model, adapted, kind);
@@ -189,12 +189,12 @@ TEST(RepairMerge, ModelMergeKeepsZerosLoraFillsThem) {
       }
       auto pruned = before[a.name].eq(0);
       if (kind == AdapterKind::Lora) {
-        EXPECT_FALSE(a.lin->mask.defined());
+        EXPECT_FALSE(a.lin->mask().defined());
         continue;
       }
       EXPECT_TRUE(w.eq(0).equal(pruned)) << a.name;
       EXPECT_TRUE(prune::is_nm_valid(w, 2, 4));
-      EXPECT_TRUE(a.lin->mask.defined());
+      EXPECT_TRUE(a.lin->mask().defined());
     }
     if (kind == AdapterKind::Lora) EXPECT_EQ(rep.filled_pruned_positions, rep.pruned_positions);
     else EXPECT_EQ(rep.filled_pruned_positions, 0);
@@ -206,13 +206,13 @@ TEST(RepairMerge, MergeRefusesLostSparsity) {
   auto lm = model::load_model(f.pruned_nm, torch::kCPU);
   repair::AdapterOptions ao;
   ao.targets = repair::parse_targets("language");
+  // Adapters whose merge adds a dense update (plain LoRA) merged as if they were SparseLoRA: the
+  // check must catch the filled pruned positions instead of writing a model that lost its sparsity.
+  ao.kind = AdapterKind::Lora;
   auto adapted = repair::attach_adapters(lm.model, ao);
   {
-    // Corrupt one layer so its merge adds a dense update (as plain LoRA would): the check must
-    // catch the filled pruned positions instead of writing a model that lost its sparsity.
     torch::NoGradGuard ng;
-    adapted[0].lin->lora_B.normal_();
-    adapted[0].lin->adapter = AdapterKind::Lora;
+    adapted[0].lin->lora_B().normal_();
   }
   auto msg = error_of<std::runtime_error>([&] { repair::merge_adapters(lm.model, adapted, AdapterKind::SparseLora); });
   EXPECT_NE(msg.find("[merge_adapters]"), std::string::npos) << msg;
@@ -231,16 +231,16 @@ TEST(RepairGrad, SparseLoraGradientsSeeOnlyKeptPositions) {
   // dL/dW_eff = gᵀx; the update s·B·A enters only through M, so the gradient of the product is
   // s·(gᵀx ⊙ M): grad_B = s·(G⊙M)·Aᵀ, grad_A = s·Bᵀ·(G⊙M).
   auto G = g.t().matmul(x);
-  const double s = lin->lora_scale;
+  const double s = lin->lora_scale();
   auto gm = G * mask;
-  EXPECT_TRUE(torch::allclose(lin->lora_B.grad(), s * gm.matmul(lin->lora_A.detach().t()), 1e-5, 1e-5));
-  EXPECT_TRUE(torch::allclose(lin->lora_A.grad(), s * lin->lora_B.detach().t().matmul(gm), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(lin->lora_B().grad(), s * gm.matmul(lin->lora_A().detach().t()), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(lin->lora_A().grad(), s * lin->lora_B().detach().t().matmul(gm), 1e-5, 1e-5));
   // Without the mask the gradients would differ (the pruned positions would contribute).
-  EXPECT_FALSE(torch::allclose(lin->lora_B.grad(), s * G.matmul(lin->lora_A.detach().t()), 1e-3, 1e-3));
+  EXPECT_FALSE(torch::allclose(lin->lora_B().grad(), s * G.matmul(lin->lora_A().detach().t()), 1e-3, 1e-3));
   EXPECT_FALSE(lin->weight.requires_grad());
   // Gradient of the effective weight itself: zero at every pruned position.
-  auto A = lin->lora_A.detach().clone().requires_grad_(true);
-  auto B = lin->lora_B.detach().clone().requires_grad_(true);
+  auto A = lin->lora_A().detach().clone().requires_grad_(true);
+  auto B = lin->lora_B().detach().clone().requires_grad_(true);
   auto ba = B.matmul(A);
   ba.retain_grad();
   auto w = (lin->weight + s * ba) * mask;
@@ -257,7 +257,7 @@ TEST(RepairGrad, MaskedFtGradientAndUpdatesKeepZeros) {
     torch::NoGradGuard ng;
     lin->weight.mul_(mask);
   }
-  lin->mask = mask;
+  lin->set_mask(mask);
   lin->attach_adapter(AdapterKind::MaskedFt, 0, 0);
   torch::optim::AdamW opt({lin->weight}, torch::optim::AdamWOptions(1e-2).weight_decay(0.01));
   for (int i = 0; i < 5; ++i) {
@@ -336,7 +336,7 @@ TEST(RepairObjective, PaddingTokensDoNotChangeTheModelLoss) {
   repair::attach_dense_teacher(lm.model, f.dense, f.pruned_un, torch::kCPU);
   torch::manual_seed(7);
   auto adapted = repair::attach_adapters(lm.model, repair::AdapterOptions{});
-  for (auto& a : adapted) a.lin->lora_B.data().normal_(0, 0.1);
+  for (auto& a : adapted) a.lin->lora_B().data().normal_(0, 0.1);
   auto b = tiny_batch(6);
   auto base = repair::repair_loss(lm.model, b, 0.5, 2.0);
   auto b2 = b;
@@ -368,11 +368,11 @@ TEST(RepairTeacher, TeacherForwardIsExactlyTheDenseModel) {
     auto adapted = repair::attach_adapters(lm.model, ao);
     {
       torch::NoGradGuard ng;  // perturb every adapter, the projector's included
-      for (auto& a : adapted) (kind == AdapterKind::MaskedFt ? a.lin->weight : a.lin->lora_B).add_(0.3);
+      for (auto& a : adapted) (kind == AdapterKind::MaskedFt ? a.lin->weight : a.lin->lora_B()).add_(0.3);
     }
     auto got = repair::teacher_logits(lm.model, b);
     EXPECT_TRUE(got.equal(want)) << model::to_string(kind) << " max diff " << (got - want).abs().max().item<double>();
-    for (auto& [n, l] : lm.model->linears()) EXPECT_FALSE(l->teacher_mode) << n;  // switched back off
+    for (auto& [n, l] : lm.model->linears()) EXPECT_FALSE(l->teacher_mode()) << n;  // switched back off
     torch::NoGradGuard ng;
     EXPECT_FALSE(lm.model->forward(b.pixels, b.ids, b.attn).allclose(want));  // the student is not the teacher
   }

@@ -52,10 +52,10 @@ void register_eval(CLI::App& app) {
     int64_t sparse_layers = 0;
     std::string values;  // storage of the compressed layers' values: f32, bf16 or f16
     for (auto& [name, lin] : lm.model->linears()) {
-      if (lin->sparse && values.empty())
-        values = sparse::to_string(lin->sparse->value_type());
-      if (f->dense_kernels) lin->sparse = nullptr;
-      sparse_layers += lin->sparse != nullptr;
+      if (lin->compressed() && values.empty())
+        values = sparse::to_string(lin->compressed()->value_type());
+      if (f->dense_kernels) lin->drop_compressed();
+      sparse_layers += lin->compressed() != nullptr;
     }
     if (!lm.compression.empty())
       info("compressed model (" + lm.compression + (values.empty() || values == "f32" ? std::string() : ", " + values + " values") + "): " +

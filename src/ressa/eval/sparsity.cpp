@@ -41,7 +41,7 @@ SparsityReport sparsity_report(model::Llava& net, int n, int m) {
   int64_t mz = 0, mt = 0;
   std::map<const void*, const model::LinearImpl*> released;  // placeholder weight -> its layer
   for (auto& [name, lin] : net->linears())
-    if (lin->dense_released) released[lin->weight.unsafeGetTensorImpl()] = lin.get();
+    if (lin->dense_released()) released[lin->weight.unsafeGetTensorImpl()] = lin.get();
   for (auto& p : net->parameters()) {
     auto it = released.find(p.unsafeGetTensorImpl());
     mz += (it == released.end() ? p.detach() : it->second->dense_weight_copy()).eq(0).sum().item<int64_t>();

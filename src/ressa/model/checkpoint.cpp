@@ -164,13 +164,176 @@ sparse::NamedArray to_named_array(const io::Checkpoint& ckpt, const std::string&
   return {key, io::to_string(info.dtype), info.shape, std::vector<uint8_t>(p, p + info.nbytes())};
 }
 
-// bitmask U8 [rows, ceil(cols/8)] (LSB first) -> float mask [rows, cols], 1 = stored.
+// bitmask U8 [rows, ceil(cols/8)] (LSB first) -> bool mask [rows, cols], true = stored.
 torch::Tensor unpack_bitmask(const sparse::NamedArray& bm, int64_t rows, int64_t cols) {
   const int64_t stride = (cols + 7) / 8;
   auto bytes = torch::from_blob(const_cast<uint8_t*>(bm.bytes.data()), {rows, stride, 1}, torch::kUInt8).to(torch::kInt32);
   auto shifts = torch::arange(8, torch::kInt32).view({1, 1, 8});
   auto bits = bytes.bitwise_right_shift(shifts).bitwise_and(1);  // [rows, stride, 8]
-  return bits.reshape({rows, stride * 8}).narrow(1, 0, cols).to(torch::kFloat32).contiguous();
+  return bits.reshape({rows, stride * 8}).narrow(1, 0, cols).to(torch::kBool).contiguous();
+}
+
+std::map<std::string, Linear> linears_by_name(Llava& model) {
+  auto lins = model->linears();
+  return {lins.begin(), lins.end()};
+}
+
+// The layers config.json lists as stored compressed, by weight key ("<layer>.weight").
+struct CompressedLayers {
+  std::optional<Compression> comp;
+  std::map<std::string, Linear> layer;       // weight key -> layer
+  std::map<std::string, std::string> name;   // weight key -> layer name
+  bool contains(const std::string& key) const { return layer.count(key) > 0; }
+};
+
+CompressedLayers find_compressed_layers(const std::string& dir, Llava& model) {
+  CompressedLayers out;
+  out.comp = read_compression(dir);
+  if (!out.comp) return out;
+  auto by_name = linears_by_name(model);
+  for (const auto& t : out.comp->targets) {
+    auto it = by_name.find(t);
+    RESSA_CHECK(it != by_name.end(), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
+                "' names no Linear layer of the model");
+    RESSA_CHECK(!out.contains(t + ".weight"), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
+                "' listed twice");
+    out.layer.emplace(t + ".weight", it->second);
+    out.name[t + ".weight"] = t;
+  }
+  return out;
+}
+
+// Every tensor the model expects is in the checkpoint (compressed layers: their compressed
+// tensors instead of the weight), and nothing else is.
+void check_tensor_names(const std::string& dir, const io::Checkpoint& ckpt, Llava& model,
+                        const std::vector<std::pair<std::string, torch::Tensor>>& expected, const CompressedLayers& cl) {
+  std::set<std::string> expected_names;
+  std::string missing;
+  for (auto& [name, t] : expected) {
+    if (cl.contains(name)) {
+      RESSA_CHECK(!ckpt.contains(name), "[load_model] ", ckpt.file_of(name), ": ", name,
+                  " is stored dense but config.json lists its layer as compressed");
+      for (const auto& k : compressed_keys(cl.name.at(name), cl.comp->format)) {
+        expected_names.insert(k);
+        if (!ckpt.contains(k)) missing += (missing.empty() ? "" : ", ") + k;
+      }
+      continue;
+    }
+    expected_names.insert(name);
+    if (!ckpt.contains(name)) missing += (missing.empty() ? "" : ", ") + name;
+  }
+  RESSA_CHECK(missing.empty(), "[load_model] ", dir, ": missing tensors: ", missing);
+  std::string unexpected;
+  for (auto& name : ckpt.names())
+    if (!expected_names.count(name) && !is_ignorable_key(name) &&
+        !(model->language_model->tied && name == "language_model.lm_head.weight"))  // tied: a copy of embed_tokens
+      unexpected += (unexpected.empty() ? "" : ", ") + name;
+  RESSA_CHECK(unexpected.empty(), "[load_model] ", dir, ": unexpected tensors: ", unexpected);
+}
+
+// One compressed layer as read: the matrix for the kernels and, unless the dense copy is
+// released, the stored bitmask as the layer's mask.
+struct CompressedRead {
+  std::shared_ptr<SparseWeight> weight;
+  torch::Tensor mask;
+};
+
+// Decodes and checks each compressed layer (format, value type, shape against config.json, finite values).
+std::map<std::string, CompressedRead> read_compressed_layers(const std::string& dir, const io::Checkpoint& ckpt,
+                                                             const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                                                             const CompressedLayers& cl, bool with_masks) {
+  std::map<std::string, CompressedRead> out;
+  for (auto& [name, t] : expected) {
+    if (!cl.contains(name)) continue;
+    const auto& comp = *cl.comp;
+    const std::string& lname = cl.name.at(name);
+    std::vector<sparse::NamedArray> arrays;
+    for (const auto& k : compressed_keys(lname, comp.format)) arrays.push_back(to_named_array(ckpt, k));
+    auto sw = std::make_shared<SparseWeight>();
+    try {
+      if (comp.format == SparseFormat::Bitmask)
+        sw->matrix = sparse::BitmaskMatrix::from_named_arrays(arrays, lname);
+      else
+        sw->matrix = sparse::NMMatrix::from_named_arrays(arrays, lname, comp.n, comp.m);
+    } catch (const std::exception& e) {
+      fail("[load_model] ", ckpt.file_of(lname + ".compressed"), ": layer ", lname, ": ", e.what());
+    }
+    const std::string stored = sparse::to_string(sw->value_type());
+    RESSA_CHECK(comp.values.empty() || comp.values == stored, "[load_model] ", ckpt.file_of(lname + ".compressed"),
+                ": layer ", lname, " stores ", stored, " values but config.json ressa_sparse.values says ", comp.values);
+    RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),
+                ": layer ", lname, " has compressed shape [", sw->rows(), ", ", sw->cols(), "], config.json expects ",
+                t.sizes());
+    // Checked on the stored values (the dense form adds only zeros), so without a dense copy.
+    const bool finite = std::visit([](const auto& mat) { return mat.all_finite(); }, sw->matrix);
+    RESSA_CHECK(finite, "[load_model] ", dir, ": compressed layer ", lname, " contains NaN or Inf");
+    out[name] = {sw, with_masks ? unpack_bitmask(arrays[2], sw->rows(), sw->cols()) : torch::Tensor()};
+  }
+  return out;
+}
+
+// The dense tensors' dtypes and shapes, all checked before anything is copied.
+void check_dense_tensors(const io::Checkpoint& ckpt, const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                         const CompressedLayers& cl) {
+  for (auto& [name, t] : expected) {
+    if (cl.contains(name)) continue;
+    const auto& info = ckpt.info(name);
+    RESSA_CHECK(info.dtype == io::DType::F32 || info.dtype == io::DType::F16 || info.dtype == io::DType::BF16 ||
+                    info.dtype == io::DType::F64,
+                "[load_model] ", ckpt.file_of(name), ": tensor ", name, " has dtype ", io::to_string(info.dtype),
+                ", expected a float dtype");
+    std::vector<int64_t> want(t.sizes().begin(), t.sizes().end());
+    RESSA_CHECK(info.shape == want, "[load_model] ", ckpt.file_of(name), ": tensor ", name, " has shape ",
+                torch::IntArrayRef(info.shape), ", config.json expects ", t.sizes());
+  }
+}
+
+// Copies every tensor into the model (compressed layers: their dense form, unless released).
+void copy_tensors(const io::Checkpoint& ckpt, const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                  const std::map<std::string, CompressedRead>& compressed, bool released) {
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : expected) {
+    if (auto it = compressed.find(name); it != compressed.end()) {
+      if (!released) t.copy_(it->second.weight->to_dense());
+      continue;
+    }
+    auto src = to_torch(ckpt.info(name), ckpt.data(name));
+    RESSA_CHECK(torch::isfinite(src).all().item<bool>(), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
+                " contains NaN or Inf");
+    t.copy_(src);
+  }
+}
+
+// <dir>/masks.safetensors, checked against the weights: layer name -> mask (empty without the file).
+std::map<std::string, torch::Tensor> read_masks(const std::string& dir, Llava& model) {
+  std::map<std::string, torch::Tensor> out;
+  const auto mask_path = fs::path(dir) / "masks.safetensors";
+  if (!fs::exists(mask_path)) return out;
+  auto mf = io::SafetensorsFile::open(mask_path.string());
+  auto by_name = linears_by_name(model);
+  for (const auto& info : mf.tensors()) {
+    const std::string suffix = ".mask";
+    RESSA_CHECK(info.name.size() > suffix.size() && info.name.substr(info.name.size() - suffix.size()) == suffix,
+                "[load_model] ", mask_path.string(), ": unexpected tensor ", info.name, " (expected <linear>.mask)");
+    const std::string lname = info.name.substr(0, info.name.size() - suffix.size());
+    auto it = by_name.find(lname);
+    RESSA_CHECK(it != by_name.end(), "[load_model] ", mask_path.string(), ": mask ", info.name,
+                " names no Linear layer of the model");
+    RESSA_CHECK(info.dtype == io::DType::U8 || info.dtype == io::DType::BOOL, "[load_model] ", mask_path.string(),
+                ": mask ", info.name, " must be U8 or BOOL, got ", io::to_string(info.dtype));
+    auto& w = it->second->weight;
+    std::vector<int64_t> want(w.sizes().begin(), w.sizes().end());
+    RESSA_CHECK(info.shape == want, "[load_model] ", mask_path.string(), ": mask ", info.name, " has shape ",
+                torch::IntArrayRef(info.shape), ", weight is ", w.sizes());
+    auto m = to_torch(info, mf.data(info));
+    RESSA_CHECK(m.le(1).all().item<bool>(), "[load_model] ", mask_path.string(), ": mask ", info.name,
+                " holds values other than 0/1");
+    auto kept = m.to(torch::kBool);
+    RESSA_CHECK(!w.detach().masked_select(kept.logical_not()).ne(0).any().item<bool>(), "[load_model] ", dir,
+                ": weight ", lname, " is non-zero where masks.safetensors says pruned");
+    out[lname] = kept;
+  }
+  return out;
 }
 
 }  // namespace
@@ -184,155 +347,35 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
   out.dir = dir;
   out.model = Llava(cfg);
   auto expected = checkpoint_tensors(out.model);
-  const auto comp = read_compression(dir);
-  // Compressed layers: "<name>.weight" is replaced by the compressed tensors.
-  std::map<std::string, Linear> compressed;  // weight key -> layer
-  std::map<std::string, std::string> layer_of_key;  // weight key -> layer name
-  if (comp) {
-    auto lins = out.model->linears();
-    std::map<std::string, Linear> by_name(lins.begin(), lins.end());
-    for (const auto& t : comp->targets) {
-      auto it = by_name.find(t);
-      RESSA_CHECK(it != by_name.end(), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
-                  "' names no Linear layer of the model");
-      RESSA_CHECK(!compressed.count(t + ".weight"), "[load_model] ", dir, "/config.json: sparsity_config target '", t,
-                  "' listed twice");
-      compressed.emplace(t + ".weight", it->second);
-      layer_of_key[t + ".weight"] = t;
-    }
-    out.compression = to_string(comp->format);
-    out.n = comp->n;
-    out.m = comp->m;
-    out.compressed_layers = comp->targets;
+  auto cl = find_compressed_layers(dir, out.model);
+  if (cl.comp) {
+    out.compression = to_string(cl.comp->format);
+    out.n = cl.comp->n;
+    out.m = cl.comp->m;
+    out.compressed_layers = cl.comp->targets;
   }
   // Inference only: free the compressed layers' dense weights now, before their compressed
   // tensors are read, so the dense copies never coexist with them (the peak memory).
   const bool release = opts.release_dense && device.is_cpu();
-  if (release) {
-    torch::NoGradGuard ng;
-    for (auto& [key, lin] : compressed) {
-      const auto sizes = lin->weight.sizes().vec();
-      lin->weight.set_(torch::zeros({1}).storage(), 0, sizes, std::vector<int64_t>(sizes.size(), 0));
-      lin->dense_released = true;
-    }
-  }
-  std::set<std::string> expected_names;
-  std::string missing;
-  for (auto& [name, t] : expected) {
-    if (compressed.count(name)) {
-      RESSA_CHECK(!ckpt.contains(name), "[load_model] ", ckpt.file_of(name), ": ", name,
-                  " is stored dense but config.json lists its layer as compressed");
-      for (const auto& k : compressed_keys(layer_of_key[name], comp->format)) {
-        expected_names.insert(k);
-        if (!ckpt.contains(k)) missing += (missing.empty() ? "" : ", ") + k;
-      }
-      continue;
-    }
-    expected_names.insert(name);
-    if (!ckpt.contains(name)) missing += (missing.empty() ? "" : ", ") + name;
-  }
-  RESSA_CHECK(missing.empty(), "[load_model] ", dir, ": missing tensors: ", missing);
-  std::string unexpected;
-  for (auto& name : ckpt.names())
-    if (!expected_names.count(name) && !is_ignorable_key(name) &&
-        !(out.model->language_model->tied && name == "language_model.lm_head.weight"))  // tied: a copy of embed_tokens
-      unexpected += (unexpected.empty() ? "" : ", ") + name;
-  RESSA_CHECK(unexpected.empty(), "[load_model] ", dir, ": unexpected tensors: ", unexpected);
-  // Validate every shape and dtype before copying anything (compressed layers: decoded and
-  // checked by the format, then their dense shape against config.json).
-  std::map<std::string, std::shared_ptr<SparseWeight>> sparse_of;  // weight key -> compressed matrix
-  std::map<std::string, torch::Tensor> mask_of;                     // weight key -> stored bitmask
-  for (auto& [name, t] : expected) {
-    if (!compressed.count(name)) continue;
-    const std::string& lname = layer_of_key[name];
-    std::vector<sparse::NamedArray> arrays;
-    for (const auto& k : compressed_keys(lname, comp->format)) arrays.push_back(to_named_array(ckpt, k));
-    auto sw = std::make_shared<SparseWeight>();
-    try {
-      if (comp->format == SparseFormat::Bitmask)
-        sw->matrix = sparse::BitmaskMatrix::from_named_arrays(arrays, lname);
-      else
-        sw->matrix = sparse::NMMatrix::from_named_arrays(arrays, lname, comp->n, comp->m);
-    } catch (const std::exception& e) {
-      fail("[load_model] ", ckpt.file_of(lname + ".compressed"), ": layer ", lname, ": ", e.what());
-    }
-    const std::string stored = sparse::to_string(sw->value_type());
-    RESSA_CHECK(comp->values.empty() || comp->values == stored, "[load_model] ", ckpt.file_of(lname + ".compressed"),
-                ": layer ", lname, " stores ", stored, " values but config.json ressa_sparse.values says ", comp->values);
-    RESSA_CHECK(sw->rows() == t.size(0) && sw->cols() == t.size(1), "[load_model] ", ckpt.file_of(lname + ".shape"),
-                ": layer ", lname, " has compressed shape [", sw->rows(), ", ", sw->cols(), "], config.json expects ",
-                t.sizes());
-    if (!release) mask_of[name] = unpack_bitmask(arrays[2], sw->rows(), sw->cols());
-    sparse_of[name] = sw;
-  }
-  for (auto& [name, t] : expected) {
-    if (compressed.count(name)) continue;
-    const auto& info = ckpt.info(name);
-    RESSA_CHECK(info.dtype == io::DType::F32 || info.dtype == io::DType::F16 || info.dtype == io::DType::BF16 ||
-                    info.dtype == io::DType::F64,
-                "[load_model] ", ckpt.file_of(name), ": tensor ", name, " has dtype ", io::to_string(info.dtype),
-                ", expected a float dtype");
-    std::vector<int64_t> want(t.sizes().begin(), t.sizes().end());
-    RESSA_CHECK(info.shape == want, "[load_model] ", ckpt.file_of(name), ": tensor ", name, " has shape ",
-                torch::IntArrayRef(info.shape), ", config.json expects ", t.sizes());
-  }
-  {
-    torch::NoGradGuard ng;
-    for (auto& [name, t] : expected) {
-      if (auto it = sparse_of.find(name); it != sparse_of.end()) {
-        // Checked on the stored values (the dense form adds only zeros), so without a dense copy.
-        const bool finite = std::visit([](const auto& mat) { return mat.all_finite(); }, it->second->matrix);
-        RESSA_CHECK(finite, "[load_model] ", dir, ": compressed layer ", layer_of_key[name], " contains NaN or Inf");
-        if (release) continue;
-        t.copy_(it->second->to_dense());
-        compressed.at(name)->mask = mask_of[name];
-        continue;
-      }
-      auto src = to_torch(ckpt.info(name), ckpt.data(name));
-      RESSA_CHECK(torch::isfinite(src).all().item<bool>(), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
-                  " contains NaN or Inf");
-      t.copy_(src);
-    }
-  }
-  const auto mask_path = fs::path(dir) / "masks.safetensors";
-  if (fs::exists(mask_path)) {
-    auto mf = io::SafetensorsFile::open(mask_path.string());
-    auto lins = out.model->linears();
-    std::map<std::string, Linear> by_name(lins.begin(), lins.end());
-    for (const auto& info : mf.tensors()) {
-      const std::string suffix = ".mask";
-      RESSA_CHECK(info.name.size() > suffix.size() && info.name.substr(info.name.size() - suffix.size()) == suffix,
-                  "[load_model] ", mask_path.string(), ": unexpected tensor ", info.name, " (expected <linear>.mask)");
-      const std::string lname = info.name.substr(0, info.name.size() - suffix.size());
-      auto it = by_name.find(lname);
-      RESSA_CHECK(it != by_name.end(), "[load_model] ", mask_path.string(), ": mask ", info.name,
-                  " names no Linear layer of the model");
-      RESSA_CHECK(info.dtype == io::DType::U8 || info.dtype == io::DType::BOOL, "[load_model] ", mask_path.string(),
-                  ": mask ", info.name, " must be U8 or BOOL, got ", io::to_string(info.dtype));
-      auto& w = it->second->weight;
-      std::vector<int64_t> want(w.sizes().begin(), w.sizes().end());
-      RESSA_CHECK(info.shape == want, "[load_model] ", mask_path.string(), ": mask ", info.name, " has shape ",
-                  torch::IntArrayRef(info.shape), ", weight is ", w.sizes());
-      auto m = to_torch(info, mf.data(info)).to(torch::kFloat32);
-      RESSA_CHECK(m.le(1).all().item<bool>(), "[load_model] ", mask_path.string(), ": mask ", info.name,
-                  " holds values other than 0/1");
-      RESSA_CHECK(w.detach().mul(1 - m).eq(0).all().item<bool>(), "[load_model] ", dir, ": weight ", lname,
-                  " is non-zero where masks.safetensors says pruned");
-      it->second->mask = m;
-    }
-    out.has_masks = true;
-  }
+  if (release)
+    for (auto& [key, lin] : cl.layer) lin->release_dense();
+
+  // Validate every name, shape and dtype before copying anything.
+  check_tensor_names(dir, ckpt, out.model, expected, cl);
+  const auto compressed = read_compressed_layers(dir, ckpt, expected, cl, !release);
+  check_dense_tensors(ckpt, expected, cl);
+  copy_tensors(ckpt, expected, compressed, release);
+  auto masks = read_masks(dir, out.model);
+  out.has_masks = !masks.empty() || fs::exists(fs::path(dir) / "masks.safetensors") || !compressed.empty();
+
   out.model->to(device);
-  for (auto& [name, lin] : out.model->linears())
-    if (lin->mask.defined()) lin->mask = lin->mask.to(device);
-  out.has_masks = out.has_masks || !compressed.empty();
-  // The kernels are CPU-only; the version stamp ties each compressed copy to the weight as it is now.
+  for (auto& [key, c] : compressed)  // masks.safetensors, when present, says it first
+    if (c.mask.defined()) masks.emplace(cl.name.at(key), c.mask);
+  auto by_name = linears_by_name(out.model);
+  for (auto& [lname, m] : masks) by_name.at(lname)->set_mask(m);
+  // The kernels are CPU-only; set_compressed ties each compressed copy to the weight as it is now.
   if (device.is_cpu())
-    for (auto& [name, sw] : sparse_of) {
-      auto& lin = compressed.at(name);
-      sw->version = lin->weight._version();
-      lin->sparse = sw;
-    }
+    for (auto& [key, c] : compressed) cl.layer.at(key)->set_compressed(c.weight);
   return out;
 }
 
@@ -360,8 +403,8 @@ void save_model(const std::string& dir, Llava& model, const std::map<std::string
   std::vector<torch::Tensor> mkeep;
   std::vector<io::TensorView> mviews;
   for (auto& [name, lin] : model->linears()) {
-    if (!lin->mask.defined()) continue;
-    auto m = lin->mask.detach().to(torch::kCPU).to(torch::kUInt8).contiguous();
+    if (!lin->mask().defined()) continue;
+    auto m = lin->mask().to(torch::kCPU, torch::kUInt8).contiguous();
     mkeep.push_back(m);
     mviews.push_back({name + ".mask", io::DType::U8, std::vector<int64_t>(m.sizes().begin(), m.sizes().end()), m.data_ptr()});
   }
@@ -397,7 +440,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   // another tool) falls back to the tower-block Linears that hold zeros.
   std::vector<std::pair<std::string, Linear>> targets;
   for (auto& [name, lin] : lm.model->linears())
-    if (lin->mask.defined()) targets.emplace_back(name, lin);
+    if (lin->mask().defined()) targets.emplace_back(name, lin);
   if (targets.empty()) {
     for (auto group : {lm.model->vision_block_linears(), lm.model->language_block_linears()})
       for (auto& [name, lin] : group)

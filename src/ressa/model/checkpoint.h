@@ -50,7 +50,7 @@ struct LoadedModel {
 // sparse kernels.
 struct LoadOptions {
   // Inference only (ressa eval): on CPU, each compressed layer keeps only its compressed copy;
-  // its dense weight and float mask are never materialised (LinearImpl::dense_released), so the
+  // its dense weight and mask are never materialised (LinearImpl::release_dense), so the
   // process holds the compressed bytes instead of dense + mask + compressed. Such a model can
   // only run forward passes through the sparse kernels.
   bool release_dense = false;

@@ -143,10 +143,106 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 
 }  // namespace
 
-bool LinearImpl::uses_sparse_path(const torch::Tensor& x) const {
-  return sparse && !teacher_mode && adapter == AdapterKind::None && !input_hook && !at::GradMode::is_enabled() &&
-         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == sparse->version;
+// ---- WeightMask ----
+
+void WeightMask::set(const torch::Tensor& mask, const torch::Tensor& weight) {
+  RESSA_CHECK_ARG(mask.sizes() == weight.sizes(), "[Linear] mask ", mask.sizes(), " does not match weight ",
+                  weight.sizes());
+  mask_ = mask.detach().to(weight.device(), torch::kBool);
+  checked_weight_ = WeakImpl(c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>());
 }
+
+bool WeightMask::holds_zeros(const torch::Tensor& weight) const {
+  if (checked_weight_._unsafe_get_target() != weight.unsafeGetTensorImpl() || checked_version_ != weight._version()) {
+    zeros_ = !weight.masked_select(mask_.logical_not()).any().item<bool>();
+    checked_weight_ = WeakImpl(weight.getIntrusivePtr());
+    checked_version_ = weight._version();
+  }
+  return zeros_;
+}
+
+torch::Tensor WeightMask::apply(const torch::Tensor& weight) const {
+  if (!defined() || (!at::GradMode::is_enabled() && holds_zeros(weight))) return weight;
+  return weight * mask_;
+}
+
+// ---- adapters ----
+
+const torch::Tensor& Adapter::lora_A() const {
+  static const torch::Tensor none;
+  return none;
+}
+const torch::Tensor& Adapter::lora_B() const { return lora_A(); }
+
+namespace {
+
+// Masked finetuning: the weight itself trains; the mask keeps its gradient to the kept positions.
+class MaskedFtAdapter final : public Adapter {
+ public:
+  AdapterKind kind() const override { return AdapterKind::MaskedFt; }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const WeightMask& m,
+                        const torch::Tensor& b) const override {
+    return linear(x, m.apply(w), b);
+  }
+  torch::Tensor merged(const torch::Tensor& w, const WeightMask& m) const override {
+    auto out = w.detach().clone();
+    if (m.defined()) out *= m.tensor();
+    return out;
+  }
+  std::vector<torch::Tensor> trainable(const torch::Tensor& w) const override { return {w}; }
+};
+
+// The low-rank factors both LoRA kinds train: B·A scaled by s, B zero at the start.
+class LowRankAdapter : public Adapter {
+ public:
+  LowRankAdapter(torch::Tensor a, torch::Tensor b, double scale) : a_(std::move(a)), b_(std::move(b)), scale_(scale) {}
+  const torch::Tensor& lora_A() const override { return a_; }
+  const torch::Tensor& lora_B() const override { return b_; }
+  double lora_scale() const override { return scale_; }
+  std::vector<torch::Tensor> trainable(const torch::Tensor&) const override { return {a_, b_}; }
+
+ protected:
+  torch::Tensor delta() const { return scale_ * torch::matmul(b_, a_); }
+  torch::Tensor a_, b_;
+  double scale_;
+};
+
+// SparseLoRA: the mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
+class SparseLoraAdapter final : public LowRankAdapter {
+ public:
+  using LowRankAdapter::LowRankAdapter;
+  AdapterKind kind() const override { return AdapterKind::SparseLora; }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const WeightMask& m,
+                        const torch::Tensor& b) const override {
+    auto merged_w = w + delta();
+    if (m.defined()) merged_w = merged_w * m.tensor();
+    return torch::nn::functional::linear(x, merged_w, b);
+  }
+  torch::Tensor merged(const torch::Tensor& w, const WeightMask& m) const override {
+    auto out = w.detach() + delta().detach();
+    if (m.defined()) out *= m.tensor();
+    return out;
+  }
+};
+
+// Plain LoRA (baseline): a dense update beside the base weight; merging fills pruned positions.
+class LoraAdapter final : public LowRankAdapter {
+ public:
+  using LowRankAdapter::LowRankAdapter;
+  AdapterKind kind() const override { return AdapterKind::Lora; }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const WeightMask&,
+                        const torch::Tensor& b) const override {
+    namespace F = torch::nn::functional;
+    return F::linear(x, w, b) + scale_ * F::linear(F::linear(x, a_), b_);
+  }
+  torch::Tensor merged(const torch::Tensor& w, const WeightMask&) const override {
+    return w.detach() + delta().detach();
+  }
+};
+
+}  // namespace
+
+// ---- LinearImpl ----
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
@@ -157,85 +253,94 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   }
 }
 
-bool LinearImpl::weight_is_masked() const {
-  const int64_t wv = weight._version(), mv = mask._version();
-  if (checked_weight_._unsafe_get_target() != weight.unsafeGetTensorImpl() ||
-      checked_mask_._unsafe_get_target() != mask.unsafeGetTensorImpl() || checked_versions_[0] != wv ||
-      checked_versions_[1] != mv) {
-    masked_ = torch::equal(weight * mask, weight);
-    checked_weight_ = WeakImpl(weight.getIntrusivePtr());
-    checked_mask_ = WeakImpl(mask.getIntrusivePtr());
-    checked_versions_[0] = wv, checked_versions_[1] = mv;
-  }
-  return masked_;
+bool LinearImpl::uses_sparse_path(const torch::Tensor& x) const {
+  return compressed_ && !teacher_mode_ && !adapter_ && !input_hook_ && !at::GradMode::is_enabled() &&
+         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == compressed_->version;
 }
 
-torch::Tensor LinearImpl::dense_weight_copy() const { return dense_released ? sparse->to_dense() : weight; }
-
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  if (input_hook) input_hook(x);
-  if (uses_sparse_path(x)) return sparse_linear(*sparse, x, bias);
-  RESSA_CHECK(!dense_released, "[Linear] this layer was loaded for inference only (its dense weight was released): it "
-              "runs only through the sparse kernels (float CPU input, no gradients, no adapter, no teacher mode); "
+  if (input_hook_) input_hook_(x);
+  if (uses_sparse_path(x)) return sparse_linear(*compressed_, x, bias);
+  RESSA_CHECK(!dense_released_, "[Linear] this layer was loaded for inference only (its dense weight was released): "
+              "it runs only through the sparse kernels (float CPU input, no gradients, no adapter, no teacher mode); "
               "load the model without release_dense for anything else");
   // Teacher mode is the dense model: W0 where pruning changed the weight, else the weight as
   // loaded, never the mask or an adapter (method.md §5 defect 5: the reference's teacher kept the
-  // connector's LoRA). A layer whose weight trains (masked-ft) must have dense_weight set.
-  if (teacher_mode) return linear(x, dense_weight.defined() ? dense_weight : weight, bias);
-  switch (adapter) {
-    case AdapterKind::None:
-    case AdapterKind::MaskedFt:
-      if (mask.defined() && !at::GradMode::is_enabled() && weight_is_masked()) return linear(x, weight, bias);
-      return linear(x, mask.defined() ? weight * mask : weight, bias);
-    case AdapterKind::SparseLora: {
-      // The mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
-      auto w = weight + lora_scale * torch::matmul(lora_B, lora_A);
-      if (mask.defined()) w = w * mask;
-      return torch::nn::functional::linear(x, w, bias);
-    }
-    case AdapterKind::Lora: {
-      auto base = torch::nn::functional::linear(x, weight, bias);
-      return base + lora_scale * torch::nn::functional::linear(torch::nn::functional::linear(x, lora_A), lora_B);
-    }
-  }
-  return {};
+  // connector's LoRA). A layer whose weight trains (masked-ft) must have W0 set.
+  if (teacher_mode_) return linear(x, teacher_weight_.defined() ? teacher_weight_ : weight, bias);
+  if (adapter_) return adapter_->forward(x, weight, mask_, bias);
+  return linear(x, mask_.apply(weight), bias);
 }
 
 void LinearImpl::attach_adapter(AdapterKind kind, int64_t rank, double alpha) {
-  RESSA_CHECK_ARG(adapter == AdapterKind::None, "[Linear::attach_adapter] adapter already attached");
-  adapter = kind;
+  RESSA_CHECK_ARG(!adapter_, "[Linear::attach_adapter] adapter already attached");
   if (kind == AdapterKind::None) return;
   if (kind == AdapterKind::MaskedFt) {
     weight.set_requires_grad(true);
+    adapter_ = std::make_unique<MaskedFtAdapter>();
     return;
   }
   RESSA_CHECK_ARG(rank > 0, "[Linear::attach_adapter] rank must be > 0, got ", rank);
   weight.set_requires_grad(false);
   auto opts = weight.options().requires_grad(false);
-  lora_A = torch::empty({rank, in_features()}, opts);
-  torch::nn::init::kaiming_uniform_(lora_A, std::sqrt(5.0));
-  lora_B = torch::zeros({out_features(), rank}, opts);
-  lora_A = register_parameter("lora_A", lora_A);
-  lora_B = register_parameter("lora_B", lora_B);
-  lora_scale = alpha / static_cast<double>(rank);
+  auto a = torch::empty({rank, in_features()}, opts);
+  torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
+  a = register_parameter("lora_A", a);
+  auto b = register_parameter("lora_B", torch::zeros({out_features(), rank}, opts));
+  const double scale = alpha / static_cast<double>(rank);
+  if (kind == AdapterKind::SparseLora) adapter_ = std::make_unique<SparseLoraAdapter>(a, b, scale);
+  else adapter_ = std::make_unique<LoraAdapter>(a, b, scale);
+}
+
+std::vector<torch::Tensor> LinearImpl::trainable_parameters() const {
+  return adapter_ ? adapter_->trainable(weight) : std::vector<torch::Tensor>{};
+}
+
+const torch::Tensor& LinearImpl::lora_A() const {
+  static const torch::Tensor none;
+  return adapter_ ? adapter_->lora_A() : none;
+}
+
+const torch::Tensor& LinearImpl::lora_B() const {
+  static const torch::Tensor none;
+  return adapter_ ? adapter_->lora_B() : none;
 }
 
 torch::Tensor LinearImpl::merged_weight() const {
   torch::NoGradGuard ng;
-  torch::Tensor w = weight.detach().clone();
-  if (adapter == AdapterKind::SparseLora || adapter == AdapterKind::Lora)
-    w += lora_scale * torch::matmul(lora_B.detach(), lora_A.detach());
-  if (mask.defined() && adapter != AdapterKind::Lora) w *= mask;
+  if (adapter_) return adapter_->merged(weight, mask_);
+  auto w = weight.detach().clone();
+  if (mask_.defined()) w *= mask_.tensor();
   return w;
 }
 
 void LinearImpl::merge_adapter() {
   torch::NoGradGuard ng;
   weight.copy_(merged_weight());
-  adapter = AdapterKind::None;
-  lora_A = torch::Tensor();
-  lora_B = torch::Tensor();
-  lora_scale = 0.0;
+  adapter_.reset();
+}
+
+void LinearImpl::set_compressed(std::shared_ptr<SparseWeight> w) {
+  RESSA_CHECK_ARG(w && w->rows() == out_features() && w->cols() == in_features(), "[Linear::set_compressed] shape [",
+                  w ? w->rows() : 0, ", ", w ? w->cols() : 0, "] does not match weight ", weight.sizes());
+  w->version = weight._version();
+  compressed_ = std::move(w);
+}
+
+void LinearImpl::drop_compressed() {
+  RESSA_CHECK(!dense_released_, "[Linear] the dense weight was released; the compressed copy is the only one");
+  compressed_.reset();
+}
+
+void LinearImpl::release_dense() {
+  torch::NoGradGuard ng;
+  const auto sizes = weight.sizes().vec();
+  weight.set_(torch::zeros({1}).storage(), 0, sizes, std::vector<int64_t>(sizes.size(), 0));
+  dense_released_ = true;
+}
+
+torch::Tensor LinearImpl::dense_weight_copy() const {
+  return dense_released_ ? compressed_->to_dense() : weight;
 }
 
 }  // namespace ressa::model

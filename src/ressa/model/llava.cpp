@@ -357,7 +357,7 @@ std::vector<std::pair<std::string, Linear>> LlavaImpl::language_block_linears() 
 }
 
 void LlavaImpl::set_teacher_mode(bool on) {
-  for (auto& [name, lin] : linears()) lin->teacher_mode = on;
+  for (auto& [name, lin] : linears()) lin->set_teacher_mode(on);
 }
 
 }  // namespace ressa::model

@@ -1,5 +1,5 @@
 // Whole-model pruning: calibration streams through the vision blocks, projector and language
-// blocks; per-block input capture via Linear::input_hook; prune_matrix per Linear; output dir.
+// blocks; per-block input capture through each Linear's input hook; prune_matrix per Linear; output dir.
 #include "ressa/prune/driver.h"
 
 #include <algorithm>
@@ -130,10 +130,10 @@ class Collector {
  public:
   explicit Collector(std::vector<Target>& targets) : targets_(targets), stats_(targets.size()) {
     for (size_t i = 0; i < targets_.size(); ++i)
-      targets_[i].lin->input_hook = [this, i](const torch::Tensor& x) { feed(i, x); };
+      targets_[i].lin->set_input_hook([this, i](const torch::Tensor& x) { feed(i, x); });
   }
   ~Collector() {
-    for (auto& t : targets_) t.lin->input_hook = nullptr;
+    for (auto& t : targets_) t.lin->set_input_hook(nullptr);
   }
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
@@ -208,84 +208,118 @@ int64_t check_targets(model::Llava& net, const PruneModelOptions& o) {
   return total;
 }
 
-}  // namespace
+// One pruning pass over a model. The calibration batches stream through the stages in the
+// model's order (vision blocks up to the selected feature layer, projector, language blocks,
+// lm_head); in each stage a first pass collects the statistics of its targets' inputs, then the
+// targets are pruned. The stage's outputs, the next stage's inputs, are those of the dense stage
+// (Dense calibration) or of the just-pruned one (Sequential).
+class ModelPruner {
+ public:
+  ModelPruner(model::Llava& net, const PruneModelOptions& o, int64_t total, const ProgressSink& progress)
+      : net_(net), o_(o), prog_("prune", total, progress, 0.0) {}
 
-PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io::Tokenizer& tok,
-                        const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
-  o.validate();
-  RESSA_CHECK_ARG(calib.size() > 0, "[prune_model] the calibration set is empty");
-  const auto t_start = std::chrono::steady_clock::now();
-  const auto& cfg = net->config;
-  const SparsityPattern& vp = o.vision;
-  const SparsityPattern& lp = o.language;
-  auto vis_all = net->vision_block_linears();
-  auto lang_all = net->language_block_linears();
-  auto extra = extra_targets(net, o);
-  auto& proj_t = extra.first;
-  auto& head_t = extra.second;
-  const int64_t total = check_targets(net, o);  // every check before the model changes
-  torch::NoGradGuard ng;
-  net->eval();
-  const bool sequential = o.calib == Calib::Sequential;
-  Progress prog("prune", total, progress, 0.0);
-  PruneReport rep;
-  int64_t done = 0;
-
-  // Prunes the targets from their collected statistics and installs weight and mask.
-  auto prune_targets = [&](std::vector<Target>& ts, const Collector& col, const SparsityPattern& p) {
-    for (size_t i = 0; i < ts.size(); ++i) {
-      auto& t = ts[i];
-      prog.update(done, t.name);
-      const auto& st = col.stats(i);
-      RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", t.name, " received no calibration inputs");
-      const auto t0 = std::chrono::steady_clock::now();
-      auto w = t.lin->weight.detach();
-      auto res = prune_matrix(w, *st, o.method, p, o.method_opts);
-      LayerReport lr;
-      lr.name = t.name;
-      lr.tower = t.tower;
-      lr.recon_error = recon_error_gram(w, res.weight, st->hessian());
-      lr.sparsity = sparsity(res.weight);
-      lr.calib_rows = st->nsamples();
-      lr.input_sq_mean = st->col_norm_sq().sum().item<double>() / (static_cast<double>(st->nsamples()) * st->d_in());
-      t.lin->weight.copy_(res.weight);
-      t.lin->mask = res.mask.to(torch::kFloat32);
-      lr.seconds = seconds_since(t0);
-      rep.layers.push_back(lr);
-      ++done;
+  // Calibration batches (right padded) and the first vision hidden state of each.
+  void embed_calibration(const train::VqaSet& calib, const io::Tokenizer& tok, const torch::Device& device) {
+    const auto idx = calib_indices(calib.size(), o_.calib_samples, o_.seed);
+    rep_.calib_samples = static_cast<int64_t>(idx.size());
+    std::vector<std::vector<int64_t>> batches;
+    for (size_t s = 0; s < idx.size(); s += o_.calib_batch)
+      batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + o_.calib_batch));
+    nb_ = static_cast<int64_t>(batches.size());
+    hid_.resize(nb_), ids_.resize(nb_), attn_.resize(nb_);
+    for (int64_t b = 0; b < nb_; ++b) {
+      auto bt = train::make_train_batch(calib, batches[b], net_->config, tok, device);
+      hid_[b] = net_->vision_tower->vision_model->embed(bt.pixels);
+      ids_[b] = bt.ids;
+      attn_[b] = bt.attn;
     }
-  };
-
-  // Calibration batches (right padded) and the first vision hidden state per batch.
-  const auto idx = calib_indices(calib.size(), o.calib_samples, o.seed);
-  rep.calib_samples = static_cast<int64_t>(idx.size());
-  std::vector<std::vector<int64_t>> batches;
-  for (size_t s = 0; s < idx.size(); s += o.calib_batch)
-    batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + o.calib_batch));
-  const int64_t nb = static_cast<int64_t>(batches.size());
-  auto& vm = net->vision_tower->vision_model;
-  std::vector<torch::Tensor> hid(nb), ids(nb), attn(nb);  // hid: [B, 1+P, Dv] now, [B, T, D] later
-  for (int64_t b = 0; b < nb; ++b) {
-    auto bt = train::make_train_batch(calib, batches[b], cfg, tok, device);
-    hid[b] = vm->embed(bt.pixels);
-    ids[b] = bt.ids;
-    attn[b] = bt.attn;
   }
 
-  // One stage (a block, the projector, lm_head): fwd(b) maps batch b through the stage. With
-  // targets to prune, a first pass collects their input statistics; the stage's outputs are
-  // those of the dense stage (Dense calibration) or of the just-pruned one (Sequential).
-  // rows(b): the token rows that count for the statistics (empty function = all).
+  // The vision blocks up to the hidden state image_features() selects (blocks past it never
+  // reach the output); keeps that state as the projector's input.
+  void vision_blocks() {
+    const auto& cfg = net_->config;
+    auto& vm = net_->vision_tower->vision_model;
+    auto all = net_->vision_block_linears();
+    const int64_t L = static_cast<int64_t>(vm->blocks.size());
+    const int64_t feat_layer = cfg.vision_feature_layer < 0 ? L + 1 + cfg.vision_feature_layer : cfg.vision_feature_layer;
+    const bool drop_cls = cfg.vision_feature_select_strategy == "default";
+    auto take_features = [&] {
+      feat_.resize(nb_);
+      for (int64_t b = 0; b < nb_; ++b) feat_[b] = drop_cls ? hid_[b].slice(1, 1) : hid_[b];
+    };
+    if (feat_layer == 0) take_features();
+    for (int64_t i = 0; i < feat_layer; ++i) {
+      auto blk = vm->blocks[i];
+      hid_ = run_stage(block_targets(all, "vision_tower.vision_model.encoder.layers." + std::to_string(i) + ".", "vision"),
+                       o_.vision, [&](int64_t b) { return blk(hid_[b]); }, nullptr);
+      if (i + 1 == feat_layer) take_features();
+    }
+  }
+
+  // The projector, then the language model's input embeddings (hid_ becomes [B, T, D]).
+  void projector() {
+    auto proj = run_stage(extra_targets(net_, o_).first, o_.language,
+                          [&](int64_t b) { return net_->multi_modal_projector(feat_[b]); }, nullptr);
+    feat_.clear();
+    for (int64_t b = 0; b < nb_; ++b) hid_[b] = net_->embed(ids_[b], proj[b]);
+  }
+
+  // The decoder blocks; statistics only from real (non-padding) tokens.
+  void language_blocks() {
+    // RoPE tables and the additive causal+padding bias of each batch, as LlavaImpl::decode makes
+    // them: the same for every block, so made once.
+    std::vector<model::DecoderInputs> dec(nb_);
+    for (int64_t b = 0; b < nb_; ++b)
+      dec[b] = model::decoder_inputs(attn_[b], attn_[b].size(1), net_->config.text, hid_[b].scalar_type());
+    auto all = net_->language_block_linears();
+    auto& lm = net_->language_model->model;
+    for (size_t i = 0; i < lm->blocks.size(); ++i) {
+      auto blk = lm->blocks[i];
+      hid_ = run_stage(block_targets(all, "language_model.model.layers." + std::to_string(i) + ".", "language"),
+                       o_.language, [&](int64_t b) { return blk(hid_[b], dec[b].cos, dec[b].sin, dec[b].bias); },
+                       real_rows());
+    }
+  }
+
+  // lm_head: its input is fed to the hook directly (the [B, T, vocab] logits are not needed).
+  void lm_head() {
+    auto& head = net_->language_model->lm_head;
+    auto& lm = net_->language_model->model;
+    run_stage(extra_targets(net_, o_).second, o_.language,
+              [&](int64_t b) {
+                if (head->has_input_hook()) head->feed_input_hook(lm->norm(hid_[b]));
+                return torch::Tensor();
+              },
+              real_rows());
+  }
+
+  PruneReport finish() {
+    prog_.finish();
+    rep_.sparsity = eval::sparsity_report(net_);
+    return std::move(rep_);
+  }
+
+ private:
   using BatchFn = std::function<torch::Tensor(int64_t)>;
-  auto run_stage = [&](std::vector<Target> ts, const SparsityPattern& p, const BatchFn& fwd, const BatchFn& rows) {
-    std::vector<torch::Tensor> out(nb);
+
+  BatchFn real_rows() const {
+    return [this](int64_t b) { return attn_[b].reshape({-1}).to(torch::kBool); };
+  }
+
+  // One stage: fwd(b) maps batch b through it; rows(b) selects the token rows that count for
+  // the statistics (empty function = all). Returns the stage's outputs.
+  std::vector<torch::Tensor> run_stage(std::vector<Target> ts, const SparsityPattern& p, const BatchFn& fwd,
+                                       const BatchFn& rows) {
+    const bool sequential = o_.calib == Calib::Sequential;
+    std::vector<torch::Tensor> out(nb_);
     if (ts.empty() || p.is_dense()) {
-      for (int64_t b = 0; b < nb; ++b) out[b] = fwd(b);
+      for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
       return out;
     }
     {
       Collector col(ts);
-      for (int64_t b = 0; b < nb; ++b) {
+      for (int64_t b = 0; b < nb_; ++b) {
         col.next_batch(rows ? rows(b) : torch::Tensor());
         auto y = fwd(b);
         if (!sequential) out[b] = y;
@@ -294,57 +328,62 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
       prune_targets(ts, col, p);
     }
     if (sequential)
-      for (int64_t b = 0; b < nb; ++b) out[b] = fwd(b);
+      for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
     return out;
-  };
-
-  // ---- vision blocks; keep the hidden state image_features() selects ----
-  const int64_t L = static_cast<int64_t>(vm->blocks.size());
-  const int64_t feat_layer = cfg.vision_feature_layer < 0 ? L + 1 + cfg.vision_feature_layer : cfg.vision_feature_layer;
-  const bool drop_cls = cfg.vision_feature_select_strategy == "default";
-  std::vector<torch::Tensor> feat(nb);  // [B, image_tokens, Dv]
-  auto take_features = [&] {
-    for (int64_t b = 0; b < nb; ++b) feat[b] = drop_cls ? hid[b].slice(1, 1) : hid[b];
-  };
-  if (feat_layer == 0) take_features();
-  for (int64_t i = 0; i < feat_layer; ++i) {  // blocks past the selected layer never reach the output
-    auto blk = vm->blocks[i];
-    hid = run_stage(block_targets(vis_all, "vision_tower.vision_model.encoder.layers." + std::to_string(i) + ".", "vision"),
-                    vp, [&](int64_t b) { return blk(hid[b]); }, nullptr);
-    if (i + 1 == feat_layer) take_features();
   }
 
-  // ---- projector, then the language model's input embeddings ----
-  auto proj = run_stage(proj_t, lp, [&](int64_t b) { return net->multi_modal_projector(feat[b]); }, nullptr);
-  feat.clear();
-  for (int64_t b = 0; b < nb; ++b) hid[b] = net->embed(ids[b], proj[b]);
-  proj.clear();
-
-  // ---- language blocks: statistics only from real (non-padding) tokens ----
-  auto rows = [&](int64_t b) { return attn[b].reshape({-1}).to(torch::kBool); };
-  // RoPE tables and the additive causal+padding bias of each batch, as LlavaImpl::decode makes
-  // them: the same for every block, so made once.
-  std::vector<model::DecoderInputs> dec(nb);
-  for (int64_t b = 0; b < nb; ++b) dec[b] = model::decoder_inputs(attn[b], attn[b].size(1), cfg.text, hid[b].scalar_type());
-  auto& lm = net->language_model->model;
-  for (size_t i = 0; i < lm->blocks.size(); ++i) {
-    auto blk = lm->blocks[i];
-    hid = run_stage(block_targets(lang_all, "language_model.model.layers." + std::to_string(i) + ".", "language"), lp,
-                    [&](int64_t b) { return blk(hid[b], dec[b].cos, dec[b].sin, dec[b].bias); }, rows);
+  // Prunes the targets from their collected statistics and installs weight and mask.
+  void prune_targets(std::vector<Target>& ts, const Collector& col, const SparsityPattern& p) {
+    for (size_t i = 0; i < ts.size(); ++i) {
+      auto& t = ts[i];
+      prog_.update(done_, t.name);
+      const auto& st = col.stats(i);
+      RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", t.name, " received no calibration inputs");
+      const auto t0 = std::chrono::steady_clock::now();
+      auto w = t.lin->weight.detach();
+      auto res = prune_matrix(w, *st, o_.method, p, o_.method_opts);
+      LayerReport lr;
+      lr.name = t.name;
+      lr.tower = t.tower;
+      lr.recon_error = recon_error_gram(w, res.weight, st->hessian());
+      lr.sparsity = sparsity(res.weight);
+      lr.calib_rows = st->nsamples();
+      lr.input_sq_mean = st->col_norm_sq().sum().item<double>() / (static_cast<double>(st->nsamples()) * st->d_in());
+      t.lin->weight.copy_(res.weight);
+      t.lin->set_mask(res.mask);
+      lr.seconds = seconds_since(t0);
+      rep_.layers.push_back(lr);
+      ++done_;
+    }
   }
-  dec.clear();
 
-  // ---- lm_head: its input is fed to the hook directly (the [B, T, vocab] logits are not needed) ----
-  auto& head = net->language_model->lm_head;
-  run_stage(head_t, lp,
-            [&](int64_t b) {
-              if (head->input_hook) head->input_hook(lm->norm(hid[b]));
-              return torch::Tensor();
-            },
-            rows);
+  model::Llava& net_;
+  const PruneModelOptions& o_;
+  Progress prog_;
+  PruneReport rep_;
+  int64_t done_ = 0;
+  int64_t nb_ = 0;                                  // calibration batches
+  std::vector<torch::Tensor> hid_, ids_, attn_;     // per batch; hid_: [B, 1+P, Dv], later [B, T, D]
+  std::vector<torch::Tensor> feat_;                 // per batch: [B, image_tokens, Dv]
+};
 
-  prog.finish();
-  rep.sparsity = eval::sparsity_report(net);
+}  // namespace
+
+PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io::Tokenizer& tok,
+                        const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
+  o.validate();
+  RESSA_CHECK_ARG(calib.size() > 0, "[prune_model] the calibration set is empty");
+  const auto t_start = std::chrono::steady_clock::now();
+  const int64_t total = check_targets(net, o);  // every check before the model changes
+  torch::NoGradGuard ng;
+  net->eval();
+  ModelPruner pruner(net, o, total, progress);
+  pruner.embed_calibration(calib, tok, device);
+  pruner.vision_blocks();
+  pruner.projector();
+  pruner.language_blocks();
+  pruner.lm_head();
+  auto rep = pruner.finish();
   rep.seconds = seconds_since(t_start);
   return rep;
 }

@@ -50,13 +50,13 @@ std::vector<AdaptedLinear> attach_adapters(model::Llava& net, const AdapterOptio
   std::vector<AdaptedLinear> out;
   auto add = [&](const std::string& name, model::Linear lin, const std::string& tower, int64_t rank) {
     lin->attach_adapter(o.kind, rank, o.alpha);
-    if (o.kind == model::AdapterKind::MaskedFt && !lin->dense_weight.defined())
-      lin->dense_weight = lin->weight.detach().clone();
+    if (o.kind == model::AdapterKind::MaskedFt && !lin->teacher_weight().defined())
+      lin->set_teacher_weight(lin->weight.detach().clone());
     out.push_back({name, lin, tower});
   };
   if (o.targets.vision)
     for (auto& [name, lin] : net->vision_block_linears())
-      if (lin->mask.defined()) add(name, lin, "vision", o.rank_vision);
+      if (lin->mask().defined()) add(name, lin, "vision", o.rank_vision);
   if (o.targets.projector) {
     auto& pr = net->multi_modal_projector;
     add("multi_modal_projector.linear_1", pr->linear_1, "projector", o.rank_projector);
@@ -64,20 +64,14 @@ std::vector<AdaptedLinear> attach_adapters(model::Llava& net, const AdapterOptio
   }
   if (o.targets.language)
     for (auto& [name, lin] : net->language_block_linears())
-      if (lin->mask.defined()) add(name, lin, "language", o.rank_language);
+      if (lin->mask().defined()) add(name, lin, "language", o.rank_language);
   return out;
 }
 
 std::vector<torch::Tensor> trainable_parameters(const std::vector<AdaptedLinear>& adapted) {
   std::vector<torch::Tensor> out;
-  for (auto& a : adapted) {
-    if (a.lin->adapter == model::AdapterKind::MaskedFt) {
-      out.push_back(a.lin->weight);
-    } else {
-      out.push_back(a.lin->lora_A);
-      out.push_back(a.lin->lora_B);
-    }
-  }
+  for (auto& a : adapted)
+    for (auto& t : a.lin->trainable_parameters()) out.push_back(t);
   return out;
 }
 
@@ -98,11 +92,11 @@ TeacherInfo attach_dense_teacher(model::Llava& net, const std::string& dense_dir
     auto w0 = model::to_torch(ti, ckpt.data(name)).to(t.device());
     if (torch::equal(w0, t.detach())) continue;
     auto it = linear_of.find(name);
-    RESSA_CHECK_ARG(it != linear_of.end() && it->second->mask.defined(), "[repair] tensor ", name,
+    RESSA_CHECK_ARG(it != linear_of.end() && it->second->mask().defined(), "[repair] tensor ", name,
                     " differs between --dense ", dense_dir, " and --pruned ", pruned_dir,
                     "; pruning changes only the weights of the Linears it masks, so the teacher would not be the "
                     "dense model");
-    it->second->dense_weight = w0.to(device);
+    it->second->set_teacher_weight(w0.to(device));
     info.dense_linears += 1;
     info.dense_bytes += w0.numel() * static_cast<int64_t>(sizeof(float));
   }
@@ -117,24 +111,21 @@ MergeReport merge_adapters(model::Llava& net, const std::vector<AdaptedLinear>& 
     lin->merge_adapter();
     lin->weight.set_requires_grad(false);
     rep.layers += 1;
-    if (!lin->mask.defined()) continue;
-    auto pruned = lin->mask.eq(0);
+    if (!lin->mask().defined()) continue;
+    auto pruned = lin->mask().logical_not();
     const int64_t n_pruned = pruned.sum().item<int64_t>();
     const int64_t nonzero_pruned = lin->weight.ne(0).logical_and(pruned).sum().item<int64_t>();
     rep.pruned_positions += n_pruned;
     if (kind == model::AdapterKind::Lora) {
       rep.filled_pruned_positions += nonzero_pruned;
-      if (nonzero_pruned > 0) lin->mask = torch::Tensor();  // no longer sparse: no mask to record
+      if (nonzero_pruned > 0) lin->clear_mask();  // no longer sparse: no mask to record
       continue;
     }
     RESSA_CHECK(nonzero_pruned == 0, "[merge_adapters] ", a.name, ": ", nonzero_pruned, " of ", n_pruned,
                 " pruned positions are non-zero after merging the ", model::to_string(kind),
                 " adapter (expected 0); refusing to write a model that lost its sparsity");
   }
-  for (auto& [name, lin] : net->linears()) {
-    lin->dense_weight = torch::Tensor();
-    lin->teacher_mode = false;
-  }
+  for (auto& [name, lin] : net->linears()) lin->drop_teacher();
   return rep;
 }
 
