@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake libtorch-dev libopenblas0 nlohmann-json3-dev libcli11-dev libstb-dev
-      libgtest-dev libbenchmark-dev libgloo-dev gnuplot-nox python3-torch zlib1g-dev libjpeg-dev dataset-fashion-mnist
+      libgtest-dev libbenchmark-dev libgloo-dev gnuplot-nox python3-torch zlib1g-dev libjpeg-dev libyaml-cpp-dev dataset-fashion-mnist
       clang libclang-rt-14-dev)  # clang + libFuzzer: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -21,6 +21,7 @@
 #include "ressa/data/image_processor.h"
 #include "ressa/io/chat_template.h"
 #include "ressa/io/config.h"
+#include "ressa/io/recipe.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/io/tokenizer.h"
 
@@ -208,6 +209,31 @@ inline void idx(const uint8_t* data, size_t size) {
     check(im.pixels.size() == size_t(im.count) * size_t(im.rows) * size_t(im.cols), "pixel count");
   });
   expect_parsed_or_runtime_error([&] { (void)data::parse_idx_labels(bytes, "fuzz-labels.idx"); });
+}
+
+// llm-compressor recipe text (io/recipe.h). Its parser refuses bad input with
+// std::invalid_argument (a usage error in the CLI), so this target also takes that as the
+// expected answer. An accepted recipe is canonical and reads back equal from to_yaml; a failure
+// there escapes both catches (outside the try) and counts as a bug.
+inline void check_recipe(const io::PruningRecipe& r) {
+  check(r.sparsity >= 0 && r.sparsity < 1, "sparsity in [0, 1)");
+  check(r.mask_structure == "0:0" || r.sparsity > 0, "N:M sets sparsity N/M");
+  const io::PruningRecipe back = io::parse_pruning_recipe(io::to_yaml(r), "fuzz/recipe.yaml (re-read)");
+  check(back == r, "to_yaml round trip");
+}
+inline void parse_recipe(const uint8_t* data, size_t size) {
+  check_recipe(io::parse_pruning_recipe(std::string(reinterpret_cast<const char*>(data), size), "fuzz/recipe.yaml"));
+}
+inline void recipe(const uint8_t* data, size_t size) {
+  io::PruningRecipe r;
+  try {
+    r = io::parse_pruning_recipe(std::string(reinterpret_cast<const char*>(data), size), "fuzz/recipe.yaml");
+  } catch (const std::invalid_argument&) {
+    return;
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  check_recipe(r);
 }
 
 }  // namespace ressa::fuzz

@@ -33,7 +33,8 @@ const std::map<std::string, Entry>& targets() {
       {"image", {f::image, f::parse_image}},
       {"idx", {f::idx, f::parse_idx}},
       {"preprocessor_config", {f::preprocessor_config, f::parse_preprocessor_config}},
-      {"chat_template", {f::chat_template, f::parse_chat_template}}};
+      {"chat_template", {f::chat_template, f::parse_chat_template}},
+      {"recipe", {f::recipe, f::parse_recipe}}};
   return t;
 }
 
