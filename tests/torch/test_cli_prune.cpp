@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli_run.h"
 #include "ressa/core/atomic_file.h"
@@ -138,6 +140,14 @@ TEST_F(CliPrune, BadFlagsExitTwoAndCreateNothing) {
       "--method wanda --sparsity 0.5 --granularity column",
       "--method dsnot --sparsity 0.5 --dsnot-base dsnot",
       "--method wanda --sparsity 0.5 --vision-sparsity 0.5 --vision-pattern 2:4",
+      "--sparsity 0.5",  // neither --method nor --recipe
+      "--method wanda --pattern 2:4 --allocation owl",
+      "--method wanda --sparsity 0.5 --allocation outlier",
+      "--method wanda --sparsity 0.5 --allocation owl --owl-lambda 1.5",
+      "--method wanda --sparsity 0.5 --allocation owl --owl-threshold 0",
+      "--method wanda --sparsity 0.5 --targets 're:('",
+      "--method wanda --sparsity 0.5 --override 're:.*q_proj'",
+      "--method wanda --sparsity 0.5 --override 're:.*q_proj=2:3'",  // 3 does not divide d_in
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c);
@@ -154,6 +164,76 @@ TEST_F(CliPrune, BadFlagsExitTwoAndCreateNothing) {
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(run_ressa("prune --help").rc, 0);
   EXPECT_EQ(run_ressa("prune-tensor --help").rc, 0);
+}
+
+namespace {
+// Every tensor of two safetensors files, byte for byte (the metadata may differ).
+void expect_same_tensors(const fs::path& a, const fs::path& b) {
+  auto fa = ressa::io::SafetensorsFile::open(a.string()), fb = ressa::io::SafetensorsFile::open(b.string());
+  ASSERT_EQ(fa.tensors().size(), fb.tensors().size()) << a << " vs " << b;
+  for (const auto& info : fa.tensors()) {
+    const auto& other = fb.at(info.name);
+    ASSERT_EQ(info.nbytes(), other.nbytes()) << info.name;
+    EXPECT_EQ(std::memcmp(fa.data(info), fb.data(other), info.nbytes()), 0) << a << " vs " << b << ": " << info.name;
+  }
+}
+}  // namespace
+
+// A recipe and the equivalent flags prune identically; the recipe.yaml every pruned model
+// records replays its pruning; a recipe key ressa does not implement is refused by name.
+TEST_F(CliPrune, RecipeAndFlagsPruneIdentically) {
+  const auto flags = g_root / "r_flags", written = g_root / "r_written", replay = g_root / "r_replay";
+  auto r = run_ressa(prune_args("--method wanda --sparsity 0.6 --vision-sparsity 0.5 --allocation owl --owl-threshold 3 "
+                                "--ignore 're:.*fc2' --override 're:.*q_proj=0.7'",
+                                flags.string()));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto recipe = (g_root / "recipe.yaml").string();
+  ressa::write_file_atomic(recipe, R"(version: 1.1.0
+pruning_stage:
+  pruning_modifiers:
+    WandaPruningModifier:
+      sparsity: 0.6
+      mask_structure: "0:0"
+      ignore: ["re:.*fc2"]
+      sparsity_profile: owl
+      owl_m: 3
+      owl_lmbda: 0.08
+      ressa_overrides:
+        "re:.*q_proj": "0.7"
+        're:(model\.)?vision_tower\..*': "0.5"
+)");
+  r = run_ressa(prune_args("--recipe " + recipe, written.string()));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run_ressa(prune_args("--recipe " + (flags / "recipe.yaml").string(), replay.string()));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const auto& other : {written, replay}) {
+    SCOPED_TRACE(other.string());
+    expect_same_tensors(flags / "masks.safetensors", other / "masks.safetensors");
+    expect_same_tensors(flags / "model.safetensors", other / "model.safetensors");
+  }
+  auto rec = read_json(flags / "prune.json");
+  EXPECT_EQ(rec["allocation"], "owl");
+  EXPECT_EQ(rec["recipe"].get<std::string>(), ressa::read_file((flags / "recipe.yaml").string()));
+  std::set<std::string> ratios;  // OWL: the blocks' ratios differ
+  for (const auto& l : rec["layers"]) ratios.insert(l["pattern"].get<std::string>());
+  EXPECT_GE(ratios.size(), 3u);
+
+  const auto bad = (g_root / "bad_recipe.yaml").string();
+  ressa::write_file_atomic(bad, "pruning_stage:\n  pruning_modifiers:\n    SparseGPTModifier:\n      sparsity: 0.5\n"
+                                "      sequential_update: true\n");
+  const auto out = g_root / "r_bad";
+  for (const std::string args : {"--recipe " + bad, "--recipe " + recipe + " --method wanda",
+                                 "--recipe " + recipe + " --sparsity 0.5"}) {
+    SCOPED_TRACE(args);
+    r = run_ressa(prune_args(args, out.string()));
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_TRUE(has_error_line(r.err)) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  r = run_ressa(prune_args("--recipe " + bad, out.string()));
+  EXPECT_NE(r.err.find("sequential_update"), std::string::npos) << r.err;
+  r = run_ressa(prune_args("--recipe " + recipe + " --method wanda", out.string()));
+  EXPECT_NE(r.err.find("--method"), std::string::npos) << r.err;
 }
 
 TEST_F(CliPrune, PruneTensor) {

@@ -16,6 +16,7 @@
 #include "ressa/core/version.h"
 #include "ressa/data/shapes.h"
 #include "ressa/io/config.h"
+#include "ressa/io/key_layout.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/driver.h"
@@ -399,4 +400,102 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
   EXPECT_THROW(prune::prune_model_dir(dense, (root / "nodata").string(), none, o, torch::kCPU), std::invalid_argument);
   EXPECT_FALSE(fs::exists(none));
   EXPECT_FALSE(fs::exists(none + ".partial"));
+}
+
+// ---- allocation and per-module rules -----------------------------------------------------------
+
+namespace {
+// The block index of a tower-block Linear ("...layers.<i>...."), -1 for others.
+int64_t block_of(const std::string& name) {
+  const auto at = name.find("layers.");
+  return at == std::string::npos ? -1 : std::stoll(name.substr(at + 7));
+}
+}  // namespace
+
+// OWL gives each block one ratio, the blocks different ones, and keeps each tower's
+// size-weighted mean at the requested sparsity; with a per-matrix quota each layer holds its
+// ratio's count of zeros (floor), so each tower is within one weight per layer of the target.
+TEST_F(PruneDriver, OwlAllocatesPerBlockAndKeepsEachTowersMean) {
+  auto net = make_net();
+  auto o = options(Method::Wanda, SparsityPattern::unstructured(0.6), SparsityPattern::unstructured(0.6));
+  o.allocation = PruneModelOptions::Allocation::Owl;
+  o.owl.threshold = 3;
+  o.owl.lambda = 0.1;
+  o.method_opts.granularity = prune::Granularity::Matrix;
+  auto rep = run(net, o);
+  std::map<std::string, torch::Tensor> weight;
+  for (auto& [name, lin] : net->linears()) weight[name] = lin->weight.detach();
+  for (const std::string tower : {"vision", "language"}) {
+    SCOPED_TRACE(tower);
+    std::map<int64_t, std::set<std::string>> patterns;  // block -> patterns of its layers
+    double target_zeros = 0, weights = 0;
+    int64_t zeros = 0, layers = 0;
+    for (const auto& l : rep.layers) {
+      if (l.tower != tower) continue;
+      const auto& w = weight.at(l.name);
+      patterns[block_of(l.name)].insert(l.pattern);
+      target_zeros += std::stod(l.pattern) * w.numel();
+      weights += w.numel();
+      zeros += w.eq(0).sum().item<int64_t>();
+      ++layers;
+    }
+    ASSERT_GE(patterns.size(), 2u);
+    std::set<std::string> distinct;
+    for (const auto& [b, ps] : patterns) {
+      EXPECT_EQ(ps.size(), 1u) << "block " << b << ": one ratio per block";
+      distinct.insert(*ps.begin());
+    }
+    EXPECT_GE(distinct.size(), 2u) << "the blocks' outlier ratios differ, so their sparsities do";
+    EXPECT_NEAR(target_zeros / weights, 0.6, 1e-6) << "patterns are written with the shortest round-tripping decimal";
+    EXPECT_LE(std::abs(static_cast<double>(zeros) - 0.6 * weights), static_cast<double>(layers)) << zeros;
+  }
+}
+
+TEST_F(PruneDriver, OwlIsRefusedForNM) {
+  auto o = options(Method::Wanda, SparsityPattern::nm(2, 4), SparsityPattern::nm(2, 4));
+  o.allocation = PruneModelOptions::Allocation::Owl;
+  try {
+    o.validate();
+    FAIL() << "OWL with 2:4 was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("N:M"), std::string::npos) << e.what();
+  }
+}
+
+// --targets / --ignore select by module name (either key layout), --override sets a pattern by
+// name, first match first.
+TEST_F(PruneDriver, TargetsIgnoreAndOverridesSelectByName) {
+  auto net = make_net();
+  net->config.key_layout = io::KeyLayout::kTransformers5;  // as if read from a transformers >= 4.52 checkpoint
+  auto o = options(Method::Wanda, SparsityPattern::unstructured(0.5), SparsityPattern::unstructured(0.5));
+  o.rules.targets = {prune::NamePattern::parse("re:.*layers\\.0\\..*"),
+                     prune::NamePattern::parse("re:model\\.language_model\\.layers\\.1\\.mlp\\.up_proj")};
+  o.rules.ignore = {prune::NamePattern::parse("re:.*\\.mlp\\.fc2")};
+  o.rules.overrides = {prune::PatternOverride::parse("re:.*q_proj=0.75"), prune::PatternOverride::parse("re:.*_proj=2:4")};
+  auto rep = run(net, o);
+  std::set<std::string> pruned;
+  for (auto& [name, lin] : net->linears()) {
+    if (!lin->mask().defined()) continue;
+    pruned.insert(name);
+    const double zeros = lin->weight.eq(0).sum().item<double>() / lin->weight.numel();
+    if (name.find("q_proj") != std::string::npos) {
+      EXPECT_NEAR(zeros, 0.75, 0.02) << name;
+    } else if (name.find("_proj") != std::string::npos) {
+      EXPECT_TRUE(prune::is_nm_valid(lin->weight, 2, 4)) << name;
+    } else {
+      EXPECT_NEAR(zeros, 0.5, 0.02) << name;
+    }
+  }
+  for (const auto& name : pruned) {
+    const bool block0 = name.find("layers.0.") != std::string::npos;
+    EXPECT_TRUE(block0 || name == "language_model.model.layers.1.mlp.up_proj") << name;  // the file-layout name matched
+    EXPECT_EQ(name.find(".mlp.fc2"), std::string::npos) << name;
+  }
+  EXPECT_TRUE(pruned.count("language_model.model.layers.1.mlp.up_proj"));
+  EXPECT_TRUE(pruned.count("vision_tower.vision_model.encoder.layers.0.mlp.fc1"));
+  EXPECT_FALSE(pruned.count("vision_tower.vision_model.encoder.layers.0.mlp.fc2"));
+  EXPECT_EQ(pruned.size(), rep.layers.size());
+  EXPECT_THROW(prune::NamePattern::parse("re:("), std::invalid_argument);
+  EXPECT_THROW(prune::PatternOverride::parse("re:.*q_proj"), std::invalid_argument);  // no pattern
+  EXPECT_THROW(prune::PatternOverride::parse("re:.*=1.5"), std::invalid_argument);
 }

@@ -9,6 +9,7 @@
 #include "ressa/core/atomic_file.h"
 #include "ressa/prune/driver.h"
 #include "ressa/prune/prune_tensor.h"
+#include "ressa/prune/recipe_options.h"
 
 namespace ressa::cli {
 namespace {
@@ -42,24 +43,76 @@ prune::SparsityPattern flag_ratio(const std::string& flag, double v) {
   }
 }
 
+struct PruneFlags {
+  ComputeFlags c;
+  std::string model, data, out, method, pattern, vision_pattern, language_pattern;
+  std::string calib = "sequential", granularity = "row", dsnot_base = "wanda";
+  double sparsity = 0, vision_sparsity = 0, language_sparsity = 0;
+  int64_t calib_samples = 128, calib_batch = 16;
+  uint64_t seed = 0;
+  bool prune_projector = false, prune_lm_head = false;
+  std::string allocation = "uniform", recipe;
+  double owl_threshold = 5.0, owl_lambda = 0.08;
+  std::vector<std::string> targets, ignore, overrides;
+  CLI::Option *o_s = nullptr, *o_p = nullptr, *o_vs = nullptr, *o_vp = nullptr, *o_ls = nullptr, *o_lp = nullptr;
+  std::vector<CLI::Option*> pruning;  // the flags a recipe replaces
+};
+
+// The calibration settings, which stay flags with or without a recipe.
+void set_calibration(const PruneFlags& f, prune::PruneModelOptions& o) {
+  o.calib = prune::parse_calib(f.calib);
+  o.calib_samples = f.calib_samples;
+  o.calib_batch = f.calib_batch;
+  o.seed = f.seed;
+}
+
+prune::PruneModelOptions options_from_flags(const PruneFlags& f) {
+  prune::PruneModelOptions o;
+  if (f.method.empty()) throw std::invalid_argument("[prune] give --method (magnitude, wanda, sparsegpt or dsnot) or --recipe");
+  o.method = prune::parse_method(f.method);
+  const bool has_s = f.o_s->count() > 0, has_p = f.o_p->count() > 0;
+  if (has_s == has_p)
+    throw std::invalid_argument(std::string("[prune] give exactly one of --sparsity F or --pattern N:M (got ") +
+                                (has_s ? "both" : "neither") + ")");
+  const auto base = has_s ? flag_ratio("--sparsity", f.sparsity) : flag_pattern("--pattern", f.pattern, true);
+  o.vision = f.o_vs->count() ? flag_ratio("--vision-sparsity", f.vision_sparsity)
+             : f.o_vp->count() ? flag_pattern("--vision-pattern", f.vision_pattern, true)
+                               : base;
+  o.language = f.o_ls->count() ? flag_ratio("--language-sparsity", f.language_sparsity)
+               : f.o_lp->count() ? flag_pattern("--language-pattern", f.language_pattern, true)
+                                 : base;
+  set_calibration(f, o);
+  o.prune_projector = f.prune_projector;
+  o.prune_lm_head = f.prune_lm_head;
+  o.method_opts.granularity = prune::parse_granularity(f.granularity);
+  o.method_opts.dsnot_base = prune::parse_method(f.dsnot_base);
+  o.allocation = prune::parse_allocation(f.allocation);
+  o.owl.threshold = f.owl_threshold;
+  o.owl.lambda = f.owl_lambda;
+  for (const auto& t : f.targets) o.rules.targets.push_back(prune::NamePattern::parse(t));
+  for (const auto& i : f.ignore) o.rules.ignore.push_back(prune::NamePattern::parse(i));
+  for (const auto& ov : f.overrides) o.rules.overrides.push_back(prune::PatternOverride::parse(ov));
+  return o;
+}
+
+prune::PruneModelOptions options_from_recipe(const PruneFlags& f) {
+  for (const auto* opt : f.pruning)
+    if (opt->count() > 0)
+      throw std::invalid_argument("[prune] --recipe " + f.recipe + " sets the pruning; " + opt->get_name() +
+                                  " cannot be given with it (edit the recipe instead)");
+  prune::PruneModelOptions o;
+  set_calibration(f, o);
+  return prune::apply_recipe(io::load_pruning_recipe(f.recipe), o);
+}
+
 }  // namespace
 
 void register_prune(CLI::App& app) {
-  struct Flags {
-    ComputeFlags c;
-    std::string model, data, out, method, pattern, vision_pattern, language_pattern;
-    std::string calib = "sequential", granularity = "row", dsnot_base = "wanda";
-    double sparsity = 0, vision_sparsity = 0, language_sparsity = 0;
-    int64_t calib_samples = 128, calib_batch = 16;
-    uint64_t seed = 0;
-    bool prune_projector = false, prune_lm_head = false;
-    CLI::Option *o_s = nullptr, *o_p = nullptr, *o_vs = nullptr, *o_vp = nullptr, *o_ls = nullptr, *o_lp = nullptr;
-  };
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<PruneFlags>();
   auto* cmd = app.add_subcommand("prune", "prune the Linear layers of both towers (magnitude, Wanda, SparseGPT, DSnoT)");
   cmd->add_option("--model", f->model, "dense model directory")->required();
   cmd->add_option("--data", f->data, "dataset directory (calibration examples come from its train split)")->required();
-  cmd->add_option("--method", f->method, "magnitude, wanda, sparsegpt or dsnot")->required();
+  cmd->add_option("--method", f->method, "magnitude, wanda, sparsegpt or dsnot (or give --recipe)");
   f->o_s = cmd->add_option("--sparsity", f->sparsity, "unstructured sparsity ratio in [0, 1) for both towers");
   f->o_p = cmd->add_option("--pattern", f->pattern, "N:M pattern for both towers (N zeros in every M weights), e.g. 2:4");
   f->o_vs = cmd->add_option("--vision-sparsity", f->vision_sparsity, "vision tower ratio (0 = leave it dense)");
@@ -77,32 +130,34 @@ void register_prune(CLI::App& app) {
   cmd->add_flag("--prune-projector", f->prune_projector, "also prune the projector (language pattern)");
   cmd->add_flag("--prune-lm-head", f->prune_lm_head, "also prune lm_head (language pattern)");
   cmd->add_option("--seed", f->seed, "which calibration examples are drawn");
+  cmd->add_option("--allocation", f->allocation,
+                  "uniform (every block at the tower's ratio) or owl (outlier-weighed per block, same mean; unstructured only)");
+  cmd->add_option("--owl-threshold", f->owl_threshold, "OWL's M: a score is an outlier above M x its block's mean")
+      ->capture_default_str();
+  cmd->add_option("--owl-lambda", f->owl_lambda, "OWL's lambda: how far block ratios move from the tower's")
+      ->capture_default_str();
+  cmd->add_option("--targets", f->targets,
+                  "prune only the Linears these name patterns match: 'Linear' (both towers' blocks), 're:<regex>' "
+                  "or an exact module name (repeatable)");
+  cmd->add_option("--ignore", f->ignore, "never prune the Linears these name patterns match (repeatable)");
+  cmd->add_option("--override", f->overrides,
+                  "NAMES=PATTERN: this ratio or N:M for the Linears NAMES matches, e.g. 're:.*mlp.*=0.6' (repeatable; "
+                  "the first match wins)");
+  cmd->add_option("--recipe", f->recipe,
+                  "llm-compressor recipe (YAML) with one pruning modifier, instead of the pruning flags "
+                  "(docs/recipes.md)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--out", f->out, "pruned model directory to write")->required();
   add_compute_flags(cmd, f->c, true);
+  for (const char* name : {"--method", "--sparsity", "--pattern", "--vision-sparsity", "--language-sparsity",
+                           "--vision-pattern", "--language-pattern", "--granularity", "--dsnot-base", "--prune-projector",
+                           "--prune-lm-head", "--allocation", "--owl-threshold", "--owl-lambda", "--targets", "--ignore",
+                           "--override"})
+    f->pruning.push_back(cmd->get_option(name));
   cmd->callback([f] {
     const auto t0 = std::chrono::steady_clock::now();
     // Every flag is checked before anything is loaded or written.
-    prune::PruneModelOptions o;
-    o.method = prune::parse_method(f->method);
-    const bool has_s = f->o_s->count() > 0, has_p = f->o_p->count() > 0;
-    if (has_s == has_p)
-      throw std::invalid_argument(std::string("[prune] give exactly one of --sparsity F or --pattern N:M (got ") +
-                                  (has_s ? "both" : "neither") + ")");
-    const auto base = has_s ? flag_ratio("--sparsity", f->sparsity) : flag_pattern("--pattern", f->pattern, true);
-    o.vision = f->o_vs->count() ? flag_ratio("--vision-sparsity", f->vision_sparsity)
-               : f->o_vp->count() ? flag_pattern("--vision-pattern", f->vision_pattern, true)
-                                  : base;
-    o.language = f->o_ls->count() ? flag_ratio("--language-sparsity", f->language_sparsity)
-                 : f->o_lp->count() ? flag_pattern("--language-pattern", f->language_pattern, true)
-                                    : base;
-    o.calib = prune::parse_calib(f->calib);
-    o.calib_samples = f->calib_samples;
-    o.calib_batch = f->calib_batch;
-    o.seed = f->seed;
-    o.prune_projector = f->prune_projector;
-    o.prune_lm_head = f->prune_lm_head;
-    o.method_opts.granularity = prune::parse_granularity(f->granularity);
-    o.method_opts.dsnot_base = prune::parse_method(f->dsnot_base);
+    prune::PruneModelOptions o = f->recipe.empty() ? options_from_flags(*f) : options_from_recipe(*f);
     o.validate();
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}, {"--out", f->out}});
     auto rt = setup(f->c);
@@ -115,6 +170,7 @@ void register_prune(CLI::App& app) {
     for (const auto& l : rep.layers) {
       layers.push_back({{"name", l.name},
                         {"tower", l.tower},
+                        {"pattern", l.pattern},
                         {"sparsity", l.sparsity},
                         {"recon_error", l.recon_error},
                         {"seconds", l.seconds},
@@ -136,6 +192,7 @@ void register_prune(CLI::App& app) {
                                 {"vision_pattern", o.vision.to_string()},
                                 {"language_pattern", o.language.to_string()},
                                 {"granularity", prune::to_string(o.method_opts.granularity)},
+                                {"allocation", prune::to_string(o.allocation)},
                                 {"calib", prune::to_string(o.calib)},
                                 {"calib_samples", rep.calib_samples},
                                 {"seed", o.seed},

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -16,15 +17,18 @@
 #include "ressa/core/version.h"
 #include "ressa/data/dataset.h"
 #include "ressa/data/image.h"
+#include "ressa/io/key_layout.h"
 #include "ressa/io/model_files.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/prune/mask.h"
+#include "ressa/prune/recipe_options.h"
 
 namespace fs = std::filesystem;
 
 namespace ressa::prune {
 
 using Calib = PruneModelOptions::Calib;
+using Allocation = PruneModelOptions::Allocation;
 
 void PruneModelOptions::validate() const {
   method_opts.validate();
@@ -38,7 +42,21 @@ void PruneModelOptions::validate() const {
       RESSA_CHECK_ARG(p->ratio >= 0 && p->ratio < 1, "[PruneModelOptions] ", tower,
                       " sparsity must be in [0, 1), got ", p->ratio);
   }
+  if (allocation == Allocation::Owl) {
+    owl.validate();
+    RESSA_CHECK_ARG(!vision.is_nm() && !language.is_nm(), "[prune] --allocation owl spreads an unstructured sparsity "
+                    "over the blocks; an N:M pattern fixes every block's ratio (use --sparsity, or --allocation uniform)");
+    // (an --override with an N:M pattern is allowed: those layers keep it)
+  }
 }
+
+PruneModelOptions::Allocation parse_allocation(const std::string& s) {
+  if (s == "uniform") return Allocation::Uniform;
+  if (s == "owl") return Allocation::Owl;
+  fail_arg("[prune] unknown allocation '", s, "' (expected uniform or owl)");
+}
+
+std::string to_string(PruneModelOptions::Allocation a) { return a == Allocation::Owl ? "owl" : "uniform"; }
 
 PruneModelOptions::Calib parse_calib(const std::string& s) {
   if (s == "sequential") return Calib::Sequential;
@@ -117,10 +135,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// One Linear to prune and its pattern. `block` is its block's index in its tower (-1 for the
+// projector and lm_head); `allocated`: an unstructured layer of a block, whose ratio OWL may
+// shift by its block's (N:M patterns, the projector and lm_head keep theirs).
 struct Target {
   std::string name, tower;
   model::Linear lin;
+  SparsityPattern pattern;
+  int64_t block = -1;
+  bool allocated = false;
 };
+
+const std::string kVisionBlocks = "vision_tower.vision_model.encoder.layers.";
+const std::string kLanguageBlocks = "language_model.model.layers.";
 
 // Captures the inputs of a set of Linears through their input hooks while it lives, and keeps
 // one LayerStats (with XᵀX) per distinct input tensor: layers that read the same tensor in a
@@ -128,7 +155,8 @@ struct Target {
 // until next_batch(), so a freed tensor's address can never be mistaken for a shared input.
 class Collector {
  public:
-  explicit Collector(std::vector<Target>& targets) : targets_(targets), stats_(targets.size()) {
+  Collector(std::vector<Target>& targets, bool need_hessian)
+      : targets_(targets), stats_(targets.size()), need_hessian_(need_hessian) {
     for (size_t i = 0; i < targets_.size(); ++i)
       targets_[i].lin->set_input_hook([this, i](const torch::Tensor& x) { feed(i, x); });
   }
@@ -152,7 +180,7 @@ class Collector {
         return;
       }
     }
-    if (!stats_[i]) stats_[i] = std::make_shared<LayerStats>(x.size(-1), /*need_hessian=*/true);
+    if (!stats_[i]) stats_[i] = std::make_shared<LayerStats>(x.size(-1), need_hessian_);
     auto rows = x.reshape({-1, x.size(-1)});
     if (rows_.defined()) rows = rows.index({rows_});
     stats_[i]->add_batch(rows);
@@ -164,64 +192,93 @@ class Collector {
  private:
   std::vector<Target>& targets_;
   std::vector<std::shared_ptr<LayerStats>> stats_;
+  bool need_hessian_;
   std::vector<torch::Tensor> seen_;
   std::vector<std::shared_ptr<LayerStats>> seen_stats_;
   torch::Tensor rows_;
 };
 
-std::vector<Target> block_targets(const std::vector<std::pair<std::string, model::Linear>>& all,
-                                  const std::string& prefix, const std::string& tower) {
+// Every Linear the options prune, with its pattern, in the model's order: the default targets are
+// both towers' block Linears (vision blocks up to the selected feature layer) plus the projector and
+// lm_head when asked; --targets / --ignore select by name, --override sets a pattern by name.
+std::vector<Target> plan_targets(model::Llava& net, const PruneModelOptions& o) {
+  std::vector<Target> plan;
+  const auto layout = net->config.key_layout;
+  auto consider = [&](const std::string& name, model::Linear lin, const std::string& tower, bool default_target,
+                      int64_t block) {
+    const std::string file_name = io::to_file_name(name + ".weight", layout);
+    const std::vector<std::string> names{name, file_name.substr(0, file_name.size() - 7)};
+    if (!o.rules.selects(names, default_target)) return;
+    const auto* ov = o.rules.override_for(names, default_target);
+    const SparsityPattern& p = ov ? ov->pattern : tower == "vision" ? o.vision : o.language;
+    if (p.is_dense()) return;
+    if (tower == "lm_head")
+      RESSA_CHECK_ARG(!net->language_model->tied, "[prune] lm_head is tied to embed_tokens (text_config.tie_word_embeddings) "
+                      "and cannot be pruned on its own; ", o.prune_lm_head ? "drop --prune-lm-head" : "exclude it from --targets");
+    RESSA_CHECK_ARG(!p.is_nm() || lin->in_features() % p.m == 0, "[prune_model] pattern ", p.to_string(),
+                    " needs d_in divisible by ", p.m, ", but ", name, " has weight ", lin->weight.sizes());
+    plan.push_back({name, tower, lin, p, block, block >= 0 && !p.is_nm()});
+  };
+  auto block_of = [](const std::string& name, const std::string& prefix) {
+    return std::stoll(name.substr(prefix.size()));
+  };
+  for (auto& [name, lin] : net->vision_block_linears()) consider(name, lin, "vision", true, block_of(name, kVisionBlocks));
+  auto& pr = net->multi_modal_projector;
+  consider("multi_modal_projector.linear_1", pr->linear_1, "projector", o.prune_projector, -1);
+  consider("multi_modal_projector.linear_2", pr->linear_2, "projector", o.prune_projector, -1);
+  for (auto& [name, lin] : net->language_block_linears())
+    consider(name, lin, "language", true, block_of(name, kLanguageBlocks));
+  if (!net->language_model->tied || o.prune_lm_head || !o.rules.targets.empty())
+    consider("language_model.lm_head", net->language_model->lm_head, "lm_head", o.prune_lm_head, -1);
+  return plan;
+}
+
+// The targets of one stage: a tower's block, or a tower without blocks (projector, lm_head).
+std::vector<Target> stage_targets(const std::vector<Target>& plan, const std::string& tower, int64_t block) {
   std::vector<Target> out;
-  for (const auto& [name, lin] : all)
-    if (name.rfind(prefix, 0) == 0) out.push_back({name, tower, lin});
+  for (const auto& t : plan)
+    if (t.tower == tower && t.block == block) out.push_back(t);
   return out;
 }
 
-// The projector and lm_head targets the options switch on (pruned with the language pattern).
-std::pair<std::vector<Target>, std::vector<Target>> extra_targets(model::Llava& net, const PruneModelOptions& o) {
-  std::vector<Target> proj, head;
-  if (o.prune_projector && !o.language.is_dense())
-    proj = {{"multi_modal_projector.linear_1", "projector", net->multi_modal_projector->linear_1},
-            {"multi_modal_projector.linear_2", "projector", net->multi_modal_projector->linear_2}};
-  RESSA_CHECK_ARG(!o.prune_lm_head || !net->language_model->tied,
-                  "[prune] --prune-lm-head: lm_head is tied to embed_tokens (text_config.tie_word_embeddings)");
-  if (o.prune_lm_head && !o.language.is_dense())
-    head = {{"language_model.lm_head", "lm_head", net->language_model->lm_head}};
-  return {proj, head};
-}
-
-// Checks that every Linear the options target can take its pattern (N:M: M divides d_in);
-// returns how many Linears will be pruned.
-int64_t check_targets(model::Llava& net, const PruneModelOptions& o) {
-  int64_t total = 0;
-  auto check = [&](const std::string& name, const model::Linear& lin, const SparsityPattern& p) {
-    if (p.is_dense()) return;
-    ++total;
-    RESSA_CHECK_ARG(!p.is_nm() || lin->in_features() % p.m == 0, "[prune_model] pattern ", p.to_string(),
-                    " needs d_in divisible by ", p.m, ", but ", name, " has weight ", lin->weight.sizes());
-  };
-  for (auto& [name, lin] : net->vision_block_linears()) check(name, lin, o.vision);
-  for (auto& [name, lin] : net->language_block_linears()) check(name, lin, o.language);
-  auto [proj, head] = extra_targets(net, o);
-  for (auto* ts : {&proj, &head})
-    for (auto& t : *ts) check(t.name, t.lin, o.language);
-  return total;
-}
-
-// One pruning pass over a model. The calibration batches stream through the stages in the
-// model's order (vision blocks up to the selected feature layer, projector, language blocks,
-// lm_head); in each stage a first pass collects the statistics of its targets' inputs, then the
-// targets are pruned. The stage's outputs, the next stage's inputs, are those of the dense stage
-// (Dense calibration) or of the just-pruned one (Sequential).
-class ModelPruner {
+// Streams calibration batches through a model's stages in order (vision blocks up to the
+// selected feature layer, projector, language blocks, lm_head). In each stage with targets, a
+// first pass collects the statistics of their inputs and hands them to visit(); the stage's
+// outputs, the next stage's inputs, are those of that first pass, or, when visit() changed the
+// stage (sequential pruning), of a second pass through it.
+class CalibrationWalk {
  public:
-  ModelPruner(model::Llava& net, const PruneModelOptions& o, int64_t total, const ProgressSink& progress)
-      : net_(net), o_(o), prog_("prune", total, progress, 0.0) {}
+  CalibrationWalk(model::Llava& net, std::vector<Target> plan, const PruneModelOptions& o)
+      : net_(net), plan_(std::move(plan)), o_(o) {}
+  virtual ~CalibrationWalk() = default;
+
+  void run(const train::VqaSet& calib, const io::Tokenizer& tok, const torch::Device& device) {
+    embed_calibration(calib, tok, device);
+    vision_blocks();
+    projector();
+    language_blocks();
+    lm_head();
+  }
+  int64_t calib_samples() const { return calib_samples_; }
+
+ protected:
+  // Called once per stage with targets, after their statistics are collected.
+  virtual void visit(std::vector<Target>& ts, const Collector& col) = 0;
+  // Whether visit() changes the stage, so its outputs must be computed again.
+  virtual bool changes_stage() const = 0;
+  virtual bool needs_hessian() const = 0;
+
+  model::Llava& net_;
+  std::vector<Target> plan_;
+  const PruneModelOptions& o_;
+
+ private:
+  using BatchFn = std::function<torch::Tensor(int64_t)>;
 
   // Calibration batches (right padded) and the first vision hidden state of each.
   void embed_calibration(const train::VqaSet& calib, const io::Tokenizer& tok, const torch::Device& device) {
     const auto idx = calib_indices(calib.size(), o_.calib_samples, o_.seed);
-    rep_.calib_samples = static_cast<int64_t>(idx.size());
+    calib_samples_ = static_cast<int64_t>(idx.size());
     std::vector<std::vector<int64_t>> batches;
     for (size_t s = 0; s < idx.size(); s += o_.calib_batch)
       batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + o_.calib_batch));
@@ -240,9 +297,7 @@ class ModelPruner {
   void vision_blocks() {
     const auto& cfg = net_->config;
     auto& vm = net_->vision_tower->vision_model;
-    auto all = net_->vision_block_linears();
-    const int64_t L = static_cast<int64_t>(vm->blocks.size());
-    const int64_t feat_layer = cfg.vision_feature_layer < 0 ? L + 1 + cfg.vision_feature_layer : cfg.vision_feature_layer;
+    const int64_t feat_layer = cfg.vision_layers_used();
     const bool drop_cls = cfg.vision_feature_select_strategy == "default";
     auto take_features = [&] {
       feat_.resize(nb_);
@@ -251,15 +306,14 @@ class ModelPruner {
     if (feat_layer == 0) take_features();
     for (int64_t i = 0; i < feat_layer; ++i) {
       auto blk = vm->blocks[i];
-      hid_ = run_stage(block_targets(all, "vision_tower.vision_model.encoder.layers." + std::to_string(i) + ".", "vision"),
-                       o_.vision, [&](int64_t b) { return blk(hid_[b]); }, nullptr);
+      hid_ = run_stage(stage_targets(plan_, "vision", i), [&](int64_t b) { return blk(hid_[b]); }, nullptr);
       if (i + 1 == feat_layer) take_features();
     }
   }
 
   // The projector, then the language model's input embeddings (hid_ becomes [B, T, D]).
   void projector() {
-    auto proj = run_stage(extra_targets(net_, o_).first, o_.language,
+    auto proj = run_stage(stage_targets(plan_, "projector", -1),
                           [&](int64_t b) { return net_->multi_modal_projector(feat_[b]); }, nullptr);
     feat_.clear();
     for (int64_t b = 0; b < nb_; ++b) hid_[b] = net_->embed(ids_[b], proj[b]);
@@ -272,36 +326,27 @@ class ModelPruner {
     std::vector<model::DecoderInputs> dec(nb_);
     for (int64_t b = 0; b < nb_; ++b)
       dec[b] = model::decoder_inputs(attn_[b], attn_[b].size(1), net_->config.text, hid_[b].scalar_type());
-    auto all = net_->language_block_linears();
     auto& lm = net_->language_model->model;
     for (size_t i = 0; i < lm->blocks.size(); ++i) {
       auto blk = lm->blocks[i];
-      hid_ = run_stage(block_targets(all, "language_model.model.layers." + std::to_string(i) + ".", "language"),
-                       o_.language, [&](int64_t b) { return blk(hid_[b], dec[b].cos, dec[b].sin, dec[b].bias); },
-                       real_rows());
+      hid_ = run_stage(stage_targets(plan_, "language", static_cast<int64_t>(i)),
+                       [&](int64_t b) { return blk(hid_[b], dec[b].cos, dec[b].sin, dec[b].bias); }, real_rows());
     }
   }
 
   // lm_head: its input is fed to the hook directly (the [B, T, vocab] logits are not needed).
   void lm_head() {
+    auto targets = stage_targets(plan_, "lm_head", -1);
+    if (targets.empty()) return;
     auto& head = net_->language_model->lm_head;
     auto& lm = net_->language_model->model;
-    run_stage(extra_targets(net_, o_).second, o_.language,
+    run_stage(std::move(targets),
               [&](int64_t b) {
-                if (head->has_input_hook()) head->feed_input_hook(lm->norm(hid_[b]));
+                head->feed_input_hook(lm->norm(hid_[b]));
                 return torch::Tensor();
               },
               real_rows());
   }
-
-  PruneReport finish() {
-    prog_.finish();
-    rep_.sparsity = eval::sparsity_report(net_);
-    return std::move(rep_);
-  }
-
- private:
-  using BatchFn = std::function<torch::Tensor(int64_t)>;
 
   BatchFn real_rows() const {
     return [this](int64_t b) { return attn_[b].reshape({-1}).to(torch::kBool); };
@@ -309,31 +354,53 @@ class ModelPruner {
 
   // One stage: fwd(b) maps batch b through it; rows(b) selects the token rows that count for
   // the statistics (empty function = all). Returns the stage's outputs.
-  std::vector<torch::Tensor> run_stage(std::vector<Target> ts, const SparsityPattern& p, const BatchFn& fwd,
-                                       const BatchFn& rows) {
-    const bool sequential = o_.calib == Calib::Sequential;
+  std::vector<torch::Tensor> run_stage(std::vector<Target> ts, const BatchFn& fwd, const BatchFn& rows) {
     std::vector<torch::Tensor> out(nb_);
-    if (ts.empty() || p.is_dense()) {
+    if (ts.empty()) {
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
       return out;
     }
+    const bool again = changes_stage();
     {
-      Collector col(ts);
+      Collector col(ts, needs_hessian());
       for (int64_t b = 0; b < nb_; ++b) {
         col.next_batch(rows ? rows(b) : torch::Tensor());
         auto y = fwd(b);
-        if (!sequential) out[b] = y;
+        if (!again) out[b] = y;
       }
       col.next_batch();
-      prune_targets(ts, col, p);
+      visit(ts, col);
     }
-    if (sequential)
+    if (again)
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
     return out;
   }
 
-  // Prunes the targets from their collected statistics and installs weight and mask.
-  void prune_targets(std::vector<Target>& ts, const Collector& col, const SparsityPattern& p) {
+  int64_t calib_samples_ = 0;
+  int64_t nb_ = 0;                               // calibration batches
+  std::vector<torch::Tensor> hid_, ids_, attn_;  // per batch; hid_: [B, 1+P, Dv], later [B, T, D]
+  std::vector<torch::Tensor> feat_;              // per batch: [B, image_tokens, Dv]
+};
+
+// The pruning pass: each stage's targets are pruned from their statistics (weight and mask
+// installed); with Sequential calibration the next stage sees the pruned stage's outputs.
+class Pruner final : public CalibrationWalk {
+ public:
+  Pruner(model::Llava& net, std::vector<Target> plan, const PruneModelOptions& o, const ProgressSink& progress)
+      : CalibrationWalk(net, std::move(plan), o), prog_("prune", static_cast<int64_t>(plan_.size()), progress, 0.0) {}
+
+  PruneReport finish() {
+    prog_.finish();
+    rep_.calib_samples = calib_samples();
+    rep_.sparsity = eval::sparsity_report(net_);
+    return std::move(rep_);
+  }
+
+ private:
+  bool changes_stage() const override { return o_.calib == Calib::Sequential; }
+  bool needs_hessian() const override { return true; }  // SparseGPT, and every layer's reconstruction error
+
+  void visit(std::vector<Target>& ts, const Collector& col) override {
     for (size_t i = 0; i < ts.size(); ++i) {
       auto& t = ts[i];
       prog_.update(done_, t.name);
@@ -341,10 +408,11 @@ class ModelPruner {
       RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", t.name, " received no calibration inputs");
       const auto t0 = std::chrono::steady_clock::now();
       auto w = t.lin->weight.detach();
-      auto res = prune_matrix(w, *st, o_.method, p, o_.method_opts);
+      auto res = prune_matrix(w, *st, o_.method, t.pattern, o_.method_opts);
       LayerReport lr;
       lr.name = t.name;
       lr.tower = t.tower;
+      lr.pattern = t.pattern.to_string();
       lr.recon_error = recon_error_gram(w, res.weight, st->hessian());
       lr.sparsity = sparsity(res.weight);
       lr.calib_rows = st->nsamples();
@@ -357,15 +425,62 @@ class ModelPruner {
     }
   }
 
-  model::Llava& net_;
-  const PruneModelOptions& o_;
   Progress prog_;
   PruneReport rep_;
   int64_t done_ = 0;
-  int64_t nb_ = 0;                                  // calibration batches
-  std::vector<torch::Tensor> hid_, ids_, attn_;     // per batch; hid_: [B, 1+P, Dv], later [B, T, D]
-  std::vector<torch::Tensor> feat_;                 // per batch: [B, image_tokens, Dv]
 };
+
+// OWL's measuring pass on the dense model: the outlier ratio of each block's re-allocatable
+// targets, per tower (docs/method.md "Allocation").
+class OutlierMeter final : public CalibrationWalk {
+ public:
+  using CalibrationWalk::CalibrationWalk;
+  // tower -> (block -> (outlier ratio in %, weights))
+  const std::map<std::string, std::map<int64_t, std::pair<double, double>>>& blocks() const { return blocks_; }
+
+ private:
+  bool changes_stage() const override { return false; }
+  bool needs_hessian() const override { return false; }
+
+  void visit(std::vector<Target>& ts, const Collector& col) override {
+    std::vector<OwlLayer> layers;
+    double weights = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      if (!ts[i].allocated || ts[i].block < 0) continue;
+      const auto& st = col.stats(i);
+      RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", ts[i].name, " received no calibration inputs");
+      layers.push_back({ts[i].lin->weight.detach(), st->col_norm_sq()});
+      weights += static_cast<double>(ts[i].lin->weight.numel());
+    }
+    if (layers.empty()) return;
+    blocks_[ts.front().tower][ts.front().block] = {owl_outlier_ratio(layers, o_.owl.threshold), weights};
+  }
+
+  std::map<std::string, std::map<int64_t, std::pair<double, double>>> blocks_;
+};
+
+// OWL: measures each block's outliers on the dense model, then shifts the ratio of every
+// re-allocatable target by its block's shift (per tower; the tower's size-weighted mean stays).
+void allocate_owl(model::Llava& net, std::vector<Target>& plan, const train::VqaSet& calib, const io::Tokenizer& tok,
+                  const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
+  if (progress) progress("OWL: measuring the outlier ratio of each block on the dense model", false);
+  OutlierMeter meter(net, plan, o);
+  meter.run(calib, tok, device);
+  for (const auto& [tower, blocks] : meter.blocks()) {
+    std::vector<double> ratio, size;
+    std::map<int64_t, size_t> k_of;
+    for (const auto& [b, rs] : blocks) k_of[b] = ratio.size(), ratio.push_back(rs.first), size.push_back(rs.second);
+    const auto shift = owl_block_shifts(ratio, size, o.owl.lambda);
+    for (auto& t : plan) {
+      if (!t.allocated || t.tower != tower) continue;
+      const double s = t.pattern.ratio + shift.at(k_of.at(t.block));
+      RESSA_CHECK_ARG(s >= 0 && s < 1, "[prune] OWL gives ", t.name, " sparsity ", s, " (", t.pattern.ratio,
+                      " shifted by its block's ", shift.at(k_of.at(t.block)), "), outside [0, 1); lower --owl-lambda (",
+                      o.owl.lambda, ") or the sparsity");
+      t.pattern = SparsityPattern::unstructured(s);
+    }
+  }
+}
 
 }  // namespace
 
@@ -374,15 +489,12 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   o.validate();
   RESSA_CHECK_ARG(calib.size() > 0, "[prune_model] the calibration set is empty");
   const auto t_start = std::chrono::steady_clock::now();
-  const int64_t total = check_targets(net, o);  // every check before the model changes
+  auto plan = plan_targets(net, o);  // every check before the model changes
   torch::NoGradGuard ng;
   net->eval();
-  ModelPruner pruner(net, o, total, progress);
-  pruner.embed_calibration(calib, tok, device);
-  pruner.vision_blocks();
-  pruner.projector();
-  pruner.language_blocks();
-  pruner.lm_head();
+  if (o.allocation == Allocation::Owl) allocate_owl(net, plan, calib, tok, o, device, progress);
+  Pruner pruner(net, std::move(plan), o, progress);
+  pruner.run(calib, tok, device);
   auto rep = pruner.finish();
   rep.seconds = seconds_since(t_start);
   return rep;
@@ -398,7 +510,7 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
   check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data_dir}});
   auto lm = model::load_model(dense_dir, device);
-  check_targets(lm.model, o);
+  plan_targets(lm.model, o);  // checked before the calibration set is read
   auto tok = io::Tokenizer::load_dir(dense_dir);  // tokenizer.json + tokenizer_config.json
   if (progress) progress("loading calibration examples from " + data_dir, false);
   auto set = load_calibration_set(data_dir, tok, lm.model->config, o.calib_samples, o.seed);
@@ -423,12 +535,30 @@ PruneReport prune_model_dir(const std::string& dense_dir, const std::string& dat
                           {"fingerprint", model::model_fingerprint(dense_dir)}}},
                         {"ressa_version", version_string()}};
   if (o.method == Method::DSnoT) rec["dsnot_base"] = to_string(o.method_opts.dsnot_base);
+  rec["allocation"] = to_string(o.allocation);
+  if (o.allocation == Allocation::Owl) rec["owl"] = {{"threshold", o.owl.threshold}, {"lambda", o.owl.lambda}};
+  auto texts = [](const std::vector<NamePattern>& ps) {
+    std::vector<std::string> out;
+    for (const auto& p : ps) out.push_back(p.text());
+    return out;
+  };
+  rec["targets"] = texts(o.rules.targets);
+  rec["ignore"] = texts(o.rules.ignore);
+  rec["overrides"] = nlohmann::json::array();
+  for (const auto& ov : o.rules.overrides) rec["overrides"].push_back(ov.to_string());
+  rec["layers"] = nlohmann::json::array();
+  for (const auto& l : rep.layers)
+    rec["layers"].push_back({{"name", l.name}, {"tower", l.tower}, {"pattern", l.pattern}, {"sparsity", l.sparsity}});
+  // The recipe these options resolve to: `ressa prune --recipe <out>/recipe.yaml` replays the pruning.
+  const std::string recipe = io::to_yaml(recipe_of(o));
+  rec["recipe"] = recipe;
 
   write_output_dir(out_dir, [&](const std::string& staging) {
     model::save_model(staging, lm.model,
                       {{"ressa.command", "prune"}, {"ressa.method", to_string(o.method)}, {"ressa.pattern", pattern}});
     io::copy_model_files(dense_dir, staging);
     write_file_atomic((fs::path(staging) / "prune.json").string(), rec.dump(2) + "\n");
+    write_file_atomic((fs::path(staging) / "recipe.yaml").string(), recipe);
   });
   return rep;
 }

@@ -12,6 +12,8 @@
 #include "ressa/io/tokenizer.h"
 #include "ressa/model/llava.h"
 #include "ressa/prune/methods.h"
+#include "ressa/prune/module_rules.h"
+#include "ressa/prune/owl.h"
 #include "ressa/train/vqa_data.h"
 
 namespace ressa::prune {
@@ -20,6 +22,9 @@ struct PruneModelOptions {
   // Sequential: block i is calibrated on the outputs of the already-pruned blocks before it (and
   // the language model on the pruned vision tower's features). Dense: on the dense model's.
   enum class Calib { Sequential, Dense };
+  // How a tower's sparsity is spread over its blocks: the same in every block, or OWL's
+  // outlier-weighed allocation (unstructured only; the tower's mean stays the requested ratio).
+  enum class Allocation { Uniform, Owl };
 
   Method method = Method::Wanda;
   SparsityPattern vision, language;  // per tower; a dense pattern (ratio 0) leaves the tower untouched
@@ -30,15 +35,21 @@ struct PruneModelOptions {
   bool prune_projector = false;      // also prune multi_modal_projector.linear_{1,2} (language pattern)
   bool prune_lm_head = false;        // also prune language_model.lm_head (language pattern)
   int64_t calib_batch = 16;          // sequences per forward pass during calibration
+  Allocation allocation = Allocation::Uniform;
+  OwlOptions owl;                    // OWL's M and lambda (allocation Owl)
+  ModuleRules rules;                 // targets / ignore / per-pattern overrides by module name
 
   void validate() const;  // throws std::invalid_argument naming the bad field
 };
 PruneModelOptions::Calib parse_calib(const std::string& s);  // "sequential", "dense"
 std::string to_string(PruneModelOptions::Calib c);
+PruneModelOptions::Allocation parse_allocation(const std::string& s);  // "uniform", "owl"
+std::string to_string(PruneModelOptions::Allocation a);
 
 struct LayerReport {
   std::string name;          // HF name without ".weight"
   std::string tower;         // "vision", "language", "projector" or "lm_head"
+  std::string pattern;       // the pattern it was pruned to ("0.55", "2:4"; OWL: its block's ratio)
   double sparsity = 0;       // fraction of exact zeros in the pruned weight
   double recon_error = 0;    // ||XWᵀ - XŴᵀ||² / ||XWᵀ||² over the layer's calibration inputs X
   double seconds = 0;        // prune_matrix + error for this layer
@@ -77,8 +88,10 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
 // calibration examples of <data_dir>, prunes, and writes <out_dir> atomically: a normal model
 // directory (weights with the zeros, masks.safetensors, the dense tokenizer.json copied) plus
 // prune.json {method, pattern, vision_pattern, language_pattern, vision_sparsity,
-// language_sparsity, granularity, calib, calib_samples, seed, dense_model {path, fingerprint},
-// ressa_version}. Nothing is created at out_dir unless the whole job succeeds.
+// language_sparsity, granularity, calib, calib_samples, seed, allocation, owl, targets, ignore,
+// overrides, layers [{name, tower, pattern, sparsity}], recipe, dense_model {path, fingerprint},
+// ressa_version} and recipe.yaml (the same recipe, for `ressa prune --recipe`). Nothing is
+// created at out_dir unless the whole job succeeds.
 PruneReport prune_model_dir(const std::string& dense_dir, const std::string& data_dir, const std::string& out_dir,
                             const PruneModelOptions& opts, const torch::Device& device,
                             const ProgressSink& progress = {});
