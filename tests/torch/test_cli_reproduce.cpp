@@ -38,7 +38,8 @@ TEST(CliReproduce, QuickStudyOnTinyThenCacheThenBadFlag) {
   ASSERT_EQ(r.rc, 0) << r.err;
   const json res = json::parse(ressa::read_file((out / "results.json").string()));
   const std::string md = ressa::read_file((out / "report.md").string());
-  for (const char* h : {"## 1. Allocation", "## 2. Modality", "## 3. Repair", "## 4. Against the paper"})
+  for (const char* h : {"## 1. Allocation", "## 2. Modality", "## 3. Repair", "## 4. Layer-wise allocation",
+                        "## 5. Against the paper"})
     EXPECT_NE(md.find(h), std::string::npos) << h;
   EXPECT_TRUE(res["failed"].empty()) << res["failed"].dump();
   std::set<std::string> sections;
@@ -49,10 +50,10 @@ TEST(CliReproduce, QuickStudyOnTinyThenCacheThenBadFlag) {
     EXPECT_GE(row["accuracy"].get<double>(), 0.0);
     EXPECT_LE(row["accuracy"].get<double>(), 1.0);
     EXPECT_EQ(row["n"].get<int>(), 30);
-    if (row["section"] == "repair" && row["stage"] == "prune")
+    if ((row["section"] == "repair" || row["section"] == "owl") && row["stage"] == "prune")
       prune_overall[row["prune_job"]] = row["sparsity"]["overall"].get<double>();
   }
-  EXPECT_EQ(sections, (std::set<std::string>{"allocation", "modality", "repair", "ablation"}));
+  EXPECT_EQ(sections, (std::set<std::string>{"allocation", "modality", "repair", "ablation", "owl"}));
   int checked = 0;
   for (const auto& row : res["rows"]) {
     if (row["section"] == "allocation") {  // the split is what was asked for, per tower
@@ -70,8 +71,24 @@ TEST(CliReproduce, QuickStudyOnTinyThenCacheThenBadFlag) {
     }
   }
   EXPECT_EQ(checked, 4);  // wanda, sparsegpt x 70%, 2:4
+  int owl_rows = 0;
+  for (const auto& row : res["rows"]) {
+    if (row["section"] != "owl") continue;
+    ++owl_rows;
+    if (row["stage"] == "ressa") {  // the repair keeps the allocation's zeros
+      EXPECT_DOUBLE_EQ(row["sparsity"]["overall"].get<double>(), prune_overall.at(row["prune_job"]));
+      continue;
+    }
+    // OWL keeps each tower's mean (the accounting counts every targeted layer).
+    EXPECT_NEAR(row["sparsity"]["vision"].get<double>(), 0.7, 0.005) << row["allocation"];
+    EXPECT_NEAR(row["sparsity"]["language"].get<double>(), 0.7, 0.005) << row["allocation"];
+    std::set<std::string> ratios;
+    for (const auto& l : row["layers"]) ratios.insert(l["pattern"].get<std::string>());
+    EXPECT_EQ(ratios.size() > 1, row["allocation"] == "owl") << row.dump();
+  }
+  EXPECT_EQ(owl_rows, 8);  // wanda, sparsegpt x uniform, OWL x prune only, + RESSA
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
-    for (const char* p : {"allocation.png", "modality.png", "repair.png"})
+    for (const char* p : {"allocation.png", "modality.png", "repair.png", "owl_layers.png"})
       EXPECT_GT(fs::file_size(out / "plots" / p), 1000u) << p;
   }
 

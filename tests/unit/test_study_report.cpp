@@ -155,8 +155,9 @@ TEST(StudyReport, RendersTheShippedQuickResultsWithoutTheirCache) {
   const std::string out = keep && *keep ? std::string(keep) : t.str();
   const auto plots = study::render_report(r, out);
   const std::string md = read_file(out + "/report.md");
-  for (const char* h : {"## 1. Allocation", "## 2. Modality", "## 3. Repair", "## 4. Against the paper"})
+  for (const char* h : {"## 1. Allocation", "## 2. Modality", "## 3. Repair", "## 5. Against the paper"})
     EXPECT_NE(md.find(h), std::string::npos) << h;
+  EXPECT_EQ(md.find("## 4. Layer-wise"), std::string::npos) << "a study without OWL rows has no section 4";
   EXPECT_EQ(md.find("`/"), std::string::npos) << "an absolute path in report.md";
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     ASSERT_EQ(plots.size(), 3u);

@@ -48,7 +48,7 @@ void register_reproduce(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("reproduce", "run the method's studies end to end: results.json, report.md, plots");
   cmd->add_option("--out", f->out, "study directory (results.json, report.md, plots/, cache/)")->required();
-  cmd->add_flag("--quick", f->o.quick, "a subset with all three sections (about 15 minutes on 2 cores)");
+  cmd->add_flag("--quick", f->o.quick, "a subset of every section (about 15 minutes on 2 cores)");
   cmd->add_option("--task", f->task, "shapes, fashion or both (default: shapes with --quick, both otherwise)")
       ->check(CLI::IsMember({"shapes", "fashion", "both"}));
   cmd->add_option("--jobs", f->jobs, "child processes at a time (0 = one per core)")->check(CLI::NonNegativeNumber);
@@ -69,6 +69,9 @@ void register_reproduce(CLI::App& app) {
   cmd->add_option("--models", f->models,
                   "folder with trained dense models <task>-small/ to reuse instead of training (auto = the "
                   "repository's models/; none = always train)");
+  cmd->add_option("--sections", f->o.sections,
+                  "which studies to run: allocation, modality, repair (with its ablations), owl (default: all)")
+      ->check(CLI::IsMember(study::study_sections()));
   cmd->add_flag("--reuse-cache-from-older", f->reuse_older,
                 "reuse cached jobs made by another ressa version instead of rerunning them (the report lists them "
                 "with their versions)");
@@ -109,6 +112,10 @@ void register_reproduce(CLI::App& app) {
     std::ostringstream cl;
     cl << "ressa reproduce --out " << f->out << (o.quick ? " --quick" : "") << " --task " << task
        << (f->reuse_older ? " --reuse-cache-from-older" : "");
+    if (o.sections != study::StudyOptions().sections) {
+      cl << " --sections";
+      for (const auto& sec : o.sections) cl << " " << sec;
+    }
     ri.command = cl.str();
     auto plots = study::write_report(s, ri, f->out);
     if (!ri.run.reused_older.empty())

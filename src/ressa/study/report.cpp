@@ -195,6 +195,14 @@ json collect_rows(const Study& study, const std::string& out_dir) {
       if (pj.is_object()) {
         row["prune"] = {{"seconds", pj.value("seconds", 0.0)}, {"peak_rss_mb", pj.value("peak_rss_mb", 0.0)}};
         row["prune"].update(run_fields(g, r.prune_id));
+        // The layer-wise allocation study plots each layer's ratio.
+        if (r.section == "owl" && pj.contains("layers")) {
+          json layers = json::array();
+          for (const auto& l : pj["layers"])
+            layers.push_back({{"name", l.value("name", "")}, {"tower", l.value("tower", "")},
+                              {"pattern", l.value("pattern", "")}, {"sparsity", l.value("sparsity", 0.0)}});
+          row["layers"] = layers;
+        }
       }
     }
     if (!r.repair_id.empty()) {
@@ -316,6 +324,7 @@ class ReportWriter {
     allocation();
     modality();
     repair();
+    layer_allocation();
     against_the_paper();
     failed_jobs();
     provenance();
@@ -330,6 +339,11 @@ class ReportWriter {
   std::vector<std::string> plots_;
 
   const json& rows() const { return res_["rows"]; }
+  bool has_section(const std::string& section) const {
+    for (const auto& r : rows())
+      if (r["section"] == section) return true;
+    return false;
+  }
   const json& tasks() const { return res_["tasks"]; }
   const json& findings() const { return res_["findings"]; }
   const json& options() const { return res_["options"]; }
@@ -390,6 +404,7 @@ class ReportWriter {
   }
 
   void allocation() {
+    if (!has_section("allocation")) return;
     md_ << "## 1. Allocation: how to split a sparsity budget between the towers\n\n"
         << "Wanda, unstructured, prune only (no repair). s_v + s_l fixed at 100% (average 50%) and 120% (average "
            "60%).\n\n";
@@ -420,6 +435,7 @@ class ReportWriter {
   }
 
   void modality() {
+    if (!has_section("modality")) return;
     md_ << "## 2. Modality: prune both towers, only the language model, or only the vision tower\n\n"
         << "Wanda, prune only. The tower not pruned stays dense.\n\n";
     std::ostringstream dat;
@@ -457,6 +473,7 @@ class ReportWriter {
   }
 
   void repair() {
+    if (!has_section("repair") && !has_section("ablation")) return;
     md_ << "## 3. Repair: prune only vs prune + RESSA\n\n"
         << "Mean ± sample standard deviation over seeds where more than one ran (the seed sets the calibration "
            "draw, the adapter initialisation and the batch order; the dense model and data stay fixed).\n\n";
@@ -572,8 +589,85 @@ class ReportWriter {
     plot("repair", gp.str());
   }
 
+  // 4. Uniform vs OWL: one table per task (method x sparsity: prune only and + RESSA under each
+  // allocation) and a plot of each layer's ratio under OWL.
+  void layer_allocation() {
+    if (!has_section("owl")) return;
+    md_ << "## 4. Layer-wise allocation: uniform vs OWL\n\n"
+        << "Unstructured, both towers at the same sparsity; OWL (M = 5, lambda = 0.08) gives blocks with more "
+           "outlier activations less sparsity at the same mean per tower (docs/method.md §1). Prune only and "
+           "prune + RESSA (sparse-lora, KD 0.1), seed " << options().value("seeds", json::array({0})).at(0)
+        << ".\n\n";
+    using Key = std::tuple<std::string, std::string, std::string, std::string>;  // method, level, allocation, stage
+    for (auto& [t, ti] : tasks().items()) {
+      std::map<Key, const json*> cell;
+      std::vector<std::pair<std::string, std::string>> groups;  // (method, level) in order
+      for (const auto& r : rows()) {
+        if (r["section"] != "owl" || r["task"] != t) continue;
+        const std::pair<std::string, std::string> g{r["method"], r["level"]};
+        if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+        cell[{g.first, g.second, r["allocation"], r["stage"]}] = &r;
+      }
+      if (groups.empty()) continue;
+      md_ << "**" << t << "** (dense " << pct_or_dash(ti, "dense_accuracy")
+          << ")\n\n| method | sparsity | uniform, prune only | OWL, prune only | uniform + RESSA | OWL + RESSA | "
+             "overall sparsity (uniform / OWL) |\n|---|---|---|---|---|---|---|\n";
+      for (const auto& group : groups) {
+        const std::string& m = group.first;  // named, not structured bindings: lambdas capture them (C++17)
+        const std::string& lv = group.second;
+        auto acc = [&](const char* alloc, const char* stage) {
+          auto it = cell.find({m, lv, alloc, stage});
+          return pct(it == cell.end() ? std::nan("") : acc_of(*it->second));
+        };
+        auto sp = [&](const char* alloc) {
+          auto it = cell.find({m, lv, alloc, "prune"});
+          return it == cell.end() ? std::string("—") : pct_or_dash((*it->second)["sparsity"], "overall");
+        };
+        md_ << "| " << m << " | " << lv << " | " << acc("uniform", "prune") << " | " << acc("owl", "prune") << " | "
+            << acc("uniform", "ressa") << " | " << acc("owl", "ressa") << " | " << sp("uniform") << " / " << sp("owl")
+            << " |\n";
+      }
+      md_ << "\n";
+    }
+    owl_layers_plot();
+  }
+
+  // Each pruned layer's ratio under OWL (the Wanda prune at 70%, or the first OWL prune there is),
+  // in pruning order (vision blocks, then language blocks), one series per task.
+  void owl_layers_plot() {
+    std::ostringstream dat, cmd;
+    int series = 0;
+    for (auto& [t, ti] : tasks().items()) {
+      const json* pick = nullptr;
+      for (const auto& r : rows()) {
+        if (r["section"] != "owl" || r["task"] != t || r["allocation"] != "owl" || r["stage"] != "prune" ||
+            !r.contains("layers"))
+          continue;
+        if (!pick || (r["method"] == "wanda" && r["level"] == "70%")) pick = &r;
+      }
+      if (!pick) continue;
+      dat << "# " << t << " " << (*pick)["method"].get<std::string>() << " " << (*pick)["level"].get<std::string>() << "\n";
+      int i = 0;
+      for (const auto& l : (*pick)["layers"]) dat << i++ << " " << 100 * l.value("sparsity", 0.0) << "\n";
+      dat << "\n\n";
+      cmd << (series ? ", " : "") << "'owl_layers.dat' index " << series << " with linespoints lw 2 title '" << t << ", "
+          << (*pick)["method"].get<std::string>() << " " << (*pick)["level"].get<std::string>() << " OWL'";
+      ++series;
+    }
+    if (!series) return;
+    write_file_atomic((fs::path(pdir_) / "owl_layers.dat").string(), dat.str());
+    std::ostringstream gp;
+    gp << "set terminal pngcairo size 900,450\nset output 'owl_layers.png'\n"
+       << "set xlabel 'pruned layer (vision blocks, then language blocks)'\nset ylabel 'sparsity (%)'\n"
+       << "set key outside bottom center horizontal\nset grid\n"
+       << "set title 'OWL: per-layer sparsity (uniform allocation: the same ratio in every layer)'\nplot " << cmd.str()
+       << "\n";
+    plot("owl_layers", gp.str());
+  }
+
   void against_the_paper() {
-    md_ << "## 4. Against the paper\n\n"
+    if (!has_section("allocation") && !has_section("modality") && !has_section("repair")) return;
+    md_ << "## 5. Against the paper\n\n"
         << "The reference (InstructBLIP, docs/method.md §4) reports: (a) with s_v + s_l = 100% the 50:50 split "
            "is best (45.0; 40:60 41.6, 60:40 40.2, 10:90 0.0); (b) at 70%, pruning both towers leaves 4.6, language "
            "only 31.2, vision only 16.7 (dense 49.5), i.e. the vision tower is the more fragile one at equal "
@@ -690,7 +784,8 @@ json collect_results(const Study& study, const ReportInfo& info, const std::stri
           {"options",
            {{"tasks", o.tasks}, {"seeds", o.seeds}, {"threads", o.threads},
             {"repair_steps", o.repair_steps > 0 ? o.repair_steps : (o.quick ? 200 : 400)},
-            {"calib_samples", o.calib_samples}, {"eval_limit", o.eval_limit}, {"preset", o.preset}}},
+            {"calib_samples", o.calib_samples}, {"eval_limit", o.eval_limit}, {"preset", o.preset},
+            {"sections", o.sections}}},
           {"run", {{"seconds", info.run.seconds}, {"jobs", info.run.total}, {"ran", info.run.ran},
                    {"cached", info.run.cached}, {"reused_older", reused_older}}},
           {"tasks", std::move(tasks)},

@@ -1,6 +1,7 @@
 // The studies as a job graph (see studies.h).
 #include "ressa/study/studies.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -127,7 +128,14 @@ struct Builder {
     s.dense_blind_eval[t] = eval(dn, d, true);
     s.task_info[t] = {{"data_seed", 0}, {"dense", s.graph.at(dn).config}, {"dense_dir", s.graph.out(dn)}};
 
-    // 1. Allocation: Wanda, unstructured, prune only; s_v + s_l = 100% and 120%.
+    if (o.runs("allocation")) tower_allocation(t, d, dn);
+    if (o.runs("modality")) modality(t, d, dn);
+    if (o.runs("repair")) repair_table(t, d, dn);
+    if (o.runs("owl")) layer_allocation(t, d, dn);
+  }
+
+  // 1. Allocation: Wanda, unstructured, prune only; s_v + s_l = 100% and 120%.
+  void tower_allocation(const std::string& t, const std::string& d, const std::string& dn) {
     std::vector<std::pair<double, double>> splits;
     if (o.quick) {
       for (double v : {0.1, 0.3, 0.5, 0.7, 0.9}) splits.push_back({v, 1.0 - v});
@@ -143,7 +151,10 @@ struct Builder {
       row("allocation", t, c, eval(p, d), p);
     }
 
-    // 2. Modality: both towers, language only, vision only.
+  }
+
+  // 2. Modality: both towers, language only, vision only.
+  void modality(const std::string& t, const std::string& d, const std::string& dn) {
     std::vector<Sparsity> levels;
     if (o.quick) {
       levels = {unstructured(0.5), unstructured(0.7), nm("2:4")};
@@ -162,7 +173,11 @@ struct Builder {
       }
     }
 
-    // 3. Repair table: methods x patterns, prune only and prune + RESSA (sparse-lora, KD).
+  }
+
+  // 3. Repair table: methods x patterns, prune only and prune + RESSA (sparse-lora, KD), then
+  // ablations.
+  void repair_table(const std::string& t, const std::string& d, const std::string& dn) {
     const std::vector<std::string> methods =
         o.quick ? std::vector<std::string>{"wanda", "sparsegpt"}
                 : std::vector<std::string>{"magnitude", "wanda", "sparsegpt", "dsnot"};
@@ -210,11 +225,44 @@ struct Builder {
       }
     }
   }
+
+  // 4. Layer-wise allocation: uniform vs OWL (docs/method.md §1) for Wanda and SparseGPT at
+  // 60/70/80% unstructured, prune only and + RESSA.
+  void layer_allocation(const std::string& t, const std::string& d, const std::string& dn) {
+    const uint64_t seed = o.seeds.at(0);
+    for (const std::string m : {"wanda", "sparsegpt"}) {
+      for (double level : o.quick ? std::vector<double>{0.7} : std::vector<double>{0.6, 0.7, 0.8}) {
+        for (const std::string alloc : {"uniform", "owl"}) {
+          Sparsity sp = unstructured(level);
+          if (alloc == "owl") sp.flags.insert(sp.flags.end(), {"--allocation", "owl"});  // uniform: the repair table's job
+          const std::string p = prune(dn, d, m, sp, seed);
+          nlohmann::json c = sp.config;
+          c.update({{"method", m}, {"level", sp.label}, {"allocation", alloc}, {"seed", seed}, {"stage", "prune"}});
+          row("owl", t, c, eval(p, d), p);
+          const std::string r = repair(dn, p, d, "sparse-lora", 0.1, "vision,language,projector", seed);
+          c.update({{"stage", "ressa"}, {"adapter", "sparse-lora"}, {"kd_weight", 0.1}});
+          row("owl", t, c, eval(r, d), p, r);
+        }
+      }
+    }
+  }
 };
 
 }  // namespace
 
+const std::vector<std::string>& study_sections() {
+  static const std::vector<std::string> names{"allocation", "modality", "repair", "owl"};
+  return names;
+}
+
+bool StudyOptions::runs(const std::string& section) const {
+  return std::find(sections.begin(), sections.end(), section) != sections.end();
+}
+
 Study plan_study(const StudyOptions& opts, const std::string& cache_dir) {
+  for (const auto& sec : opts.sections)
+    RESSA_CHECK_ARG(std::find(study_sections().begin(), study_sections().end(), sec) != study_sections().end(),
+                    "[reproduce] --sections: unknown study '", sec, "' (expected allocation, modality, repair or owl)");
   RESSA_CHECK_ARG(!opts.tasks.empty(), "[reproduce] no task selected");
   RESSA_CHECK_ARG(!opts.seeds.empty(), "[reproduce] no seed given");
   for (const auto& t : opts.tasks)

@@ -1,7 +1,8 @@
 // The studies of `ressa reproduce` (docs/method.md §4) as a job graph plus the table of
 // results each one reads back: the allocation study (vision:language split of a sparsity
 // budget), the modality study (prune both towers, language only, vision only), and the repair
-// table (methods x patterns: dense / prune-only / prune+RESSA, ablations, seeds). Torch-free:
+// table (methods x patterns: dense / prune-only / prune+RESSA, ablations, seeds) and the layer-wise
+// allocation comparison (uniform vs OWL, prune only and + RESSA). Torch-free:
 // every artifact is made by a `ressa` child process (runner.h).
 #pragma once
 #include <cstdint>
@@ -25,11 +26,16 @@ struct StudyOptions {
   std::string preset = "small";
   int64_t train_steps = 0;                   // > 0: --steps of dense training (tests); 0 = ressa train's default
   int64_t train_examples = 0;                // > 0: --train of the generated datasets (tests); 0 = default
+  // Which studies to run (all by default): allocation, modality, repair (with its ablations), owl.
+  std::vector<std::string> sections{"allocation", "modality", "repair", "owl"};
+  bool runs(const std::string& section) const;
 };
+// The names StudyOptions::sections accepts.
+const std::vector<std::string>& study_sections();
 
 // One result row: which evaluation jobs to read and the configuration they belong to.
 struct Row {
-  std::string section;  // allocation | modality | repair | ablation
+  std::string section;  // allocation | modality | repair | ablation | owl
   std::string task;
   nlohmann::json config;               // method, pattern, vision/language sparsity, adapter, seed, ...
   std::string eval_id;                 // evaluation of the row's model
