@@ -16,6 +16,7 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common.h"
 #include "ressa/prune/mask.h"
 #include "ressa/prune/pattern.h"
@@ -23,60 +24,6 @@
 
 namespace ressa::cli {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// The q-quantile (0 <= q <= 1) of v, nearest rank.
-double quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  return v[size_t(std::lround(q * double(v.size() - 1)))];
-}
-
-// Milliseconds per call of fn, over `calls` calls made back to back.
-template <typename F>
-double time_ms(F&& fn, int64_t calls) {
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < calls; ++i) fn();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / double(calls);
-}
-
-// The 1-minute load average (other jobs on the machine distort timings).
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double l = -1;
-  f >> l;
-  return l;
-}
-
-// Bytes of the last-level cache (sysfs, then sysconf; 32 MiB when neither knows).
-double last_level_cache_bytes() {
-  double best = 0;
-  for (int i = 0; i < 8; ++i) {
-    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
-    std::string s;
-    if (!(f >> s) || s.empty()) continue;
-    double v = std::atof(s.c_str());
-    const char unit = s.back();
-    v *= unit == 'K' ? 1024.0 : unit == 'M' ? 1048576.0 : unit == 'G' ? 1073741824.0 : 1.0;
-    best = std::max(best, v);
-  }
-  if (best <= 0) best = double(std::max(0L, sysconf(_SC_LEVEL3_CACHE_SIZE)));
-  return best > 0 ? best : 32.0 * 1048576.0;
-}
-
-// MemAvailable from /proc/meminfo (free memory plus what the page cache would give back); the
-// free pages from sysconf where /proc is missing.
-double available_memory_bytes() {
-  std::ifstream f("/proc/meminfo");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("MemAvailable:", 0) == 0) return std::atof(line.c_str() + 13) * 1024.0;  // "... kB"
-  return double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-}
 
 // ---- ressa bench gemv ------------------------------------------------------------------------
 
@@ -413,6 +360,7 @@ void register_bench(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "micro-benchmarks of the sparse kernels");
   bench->require_subcommand(1);
   register_bench_gemv(bench);
+  register_bench_decode(bench);
 }
 
 }  // namespace ressa::cli
