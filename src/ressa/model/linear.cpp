@@ -253,9 +253,24 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   }
 }
 
+namespace {
+// Rows of x from which a prefill-sized product of a bitmask weight that keeps more than
+// kDenseDensity of its values runs faster through BLAS: decoding TinyLlama-1.1B shapes at 50%,
+// a 128-token prefill took 0.84x the dense time through the kernels (docs/benchmarks.md
+// "Decoding"); from 70% on, and for N:M, the kernels are faster there too.
+constexpr int64_t kPrefillRows = 64;
+constexpr double kDenseDensity = 0.4;
+
+bool prefers_dense(const SparseWeight& w, const torch::Tensor& x) {
+  const auto* b = std::get_if<sparse::BitmaskMatrix>(&w.matrix);
+  return b && b->density() > kDenseDensity && x.numel() / std::max<int64_t>(1, x.size(-1)) >= kPrefillRows;
+}
+}  // namespace
+
 bool LinearImpl::uses_sparse_path(const torch::Tensor& x) const {
   return compressed_ && !teacher_mode_ && !adapter_ && !input_hook_ && !at::GradMode::is_enabled() &&
-         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == compressed_->version;
+         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight._version() == compressed_->version &&
+         (dense_released_ || !prefers_dense(*compressed_, x));
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
