@@ -222,8 +222,8 @@ pruning_stage:
   ressa::write_file_atomic(bad, "pruning_stage:\n  pruning_modifiers:\n    SparseGPTModifier:\n      sparsity: 0.5\n"
                                 "      sequential_update: true\n");
   const auto out = g_root / "r_bad";
-  for (const std::string args : {"--recipe " + bad, "--recipe " + recipe + " --method wanda",
-                                 "--recipe " + recipe + " --sparsity 0.5"}) {
+  for (const std::string& args : std::vector<std::string>{"--recipe " + bad, "--recipe " + recipe + " --method wanda",
+                                                          "--recipe " + recipe + " --sparsity 0.5"}) {
     SCOPED_TRACE(args);
     r = run_ressa(prune_args(args, out.string()));
     EXPECT_EQ(r.rc, 2) << r.err;
