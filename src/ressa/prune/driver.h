@@ -74,7 +74,7 @@ train::VqaSet load_calibration_set(const std::string& data_dir, const io::Tokeni
                                    const io::LlavaConfig& cfg, int64_t k, uint64_t seed);
 
 // Prunes `net` (on `device`) in place: each targeted Linear gets its pruned weight and `mask`
-// (float 0/1 [out, in]). Calibration uses calib_indices(calib.size(), calib_samples, seed)
+// (bool [out, in], true = kept). Calibration uses calib_indices(calib.size(), calib_samples, seed)
 // of `calib`, batched by make_train_batch (right padding; padded positions never feed the
 // language statistics). Working memory: the calibration activations [n, T, D] (T = real
 // longest sequence of a batch) plus one block's statistics (a float64 XᵀX per distinct layer
