@@ -136,14 +136,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // One Linear to prune and its pattern. `block` is its block's index in its tower (-1 for the
-// projector and lm_head); `allocated`: an unstructured layer of a block, whose ratio OWL may
-// shift by its block's (N:M patterns, the projector and lm_head keep theirs).
+// projector and lm_head). OWL may shift the ratio of an unstructured layer of a block by its
+// block's (N:M patterns, the projector and lm_head keep theirs).
 struct Target {
   std::string name, tower;
   model::Linear lin;
   SparsityPattern pattern;
   int64_t block = -1;
-  bool allocated = false;
+  bool allocated() const { return block >= 0 && !pattern.is_nm(); }
 };
 
 const std::string kVisionBlocks = "vision_tower.vision_model.encoder.layers.";
@@ -217,7 +217,7 @@ std::vector<Target> plan_targets(model::Llava& net, const PruneModelOptions& o) 
                       "and cannot be pruned on its own; ", o.prune_lm_head ? "drop --prune-lm-head" : "exclude it from --targets");
     RESSA_CHECK_ARG(!p.is_nm() || lin->in_features() % p.m == 0, "[prune_model] pattern ", p.to_string(),
                     " needs d_in divisible by ", p.m, ", but ", name, " has weight ", lin->weight.sizes());
-    plan.push_back({name, tower, lin, p, block, block >= 0 && !p.is_nm()});
+    plan.push_back({name, tower, lin, p, block});
   };
   auto block_of = [](const std::string& name, const std::string& prefix) {
     return std::stoll(name.substr(prefix.size()));
@@ -446,7 +446,7 @@ class OutlierMeter final : public CalibrationWalk {
     std::vector<OwlLayer> layers;
     double weights = 0;
     for (size_t i = 0; i < ts.size(); ++i) {
-      if (!ts[i].allocated || ts[i].block < 0) continue;
+      if (!ts[i].allocated()) continue;
       const auto& st = col.stats(i);
       RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", ts[i].name, " received no calibration inputs");
       layers.push_back({ts[i].lin->weight.detach(), st->col_norm_sq()});
@@ -472,7 +472,7 @@ void allocate_owl(model::Llava& net, std::vector<Target>& plan, const train::Vqa
     for (const auto& [b, rs] : blocks) k_of[b] = ratio.size(), ratio.push_back(rs.first), size.push_back(rs.second);
     const auto shift = owl_block_shifts(ratio, size, o.owl.lambda);
     for (auto& t : plan) {
-      if (!t.allocated || t.tower != tower) continue;
+      if (!t.allocated() || t.tower != tower) continue;
       const double s = t.pattern.ratio + shift.at(k_of.at(t.block));
       RESSA_CHECK_ARG(s >= 0 && s < 1, "[prune] OWL gives ", t.name, " sparsity ", s, " (", t.pattern.ratio,
                       " shifted by its block's ", shift.at(k_of.at(t.block)), "), outside [0, 1); lower --owl-lambda (",
