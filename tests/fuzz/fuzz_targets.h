@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ressa/data/conversation.h"
 #include "ressa/data/dataset.h"
 #include "ressa/data/idx.h"
 #include "ressa/data/image.h"
@@ -116,6 +117,26 @@ inline void parse_dataset(const uint8_t* data, size_t size) {
 }
 inline void dataset(const uint8_t* data, size_t size) {
   expect_parsed_or_runtime_error([&] { parse_dataset(data, size); });
+}
+
+// A LLaVA conversation file's JSON text: an accepted item has what prune, repair and eval rely
+// on (an id, an image path, and non-empty user/assistant rounds starting with the user).
+inline void parse_conversations(const uint8_t* data, size_t size) {
+  const auto items = data::parse_llava_conversations(std::string(reinterpret_cast<const char*>(data), size),
+                                                     "fuzz/conversations.json");
+  check(!items.empty(), "a non-empty list");
+  for (const data::Conversation& c : items) {
+    check(!c.id.empty() && !c.image.empty() && c.image.find('\0') == std::string::npos, "id and image path");
+    check(!c.turns.empty() && c.turns.size() % 2 == 0, "whole user/assistant rounds");
+    for (size_t t = 0; t < c.turns.size(); ++t) {
+      check(c.turns[t].role == (t % 2 == 0 ? "user" : "assistant"), "roles alternate from the user");
+      check(!c.turns[t].text.empty(), "non-empty text");
+      check(c.turns[t].text.find("<image>") == std::string::npos, "the marker is taken out");
+    }
+  }
+}
+inline void conversations(const uint8_t* data, size_t size) {
+  expect_parsed_or_runtime_error([&] { parse_conversations(data, size); });
 }
 
 // PNG/JPEG bytes: an accepted image has consistent dimensions and resizes like the data loader.
