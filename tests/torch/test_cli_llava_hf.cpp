@@ -78,11 +78,31 @@ TEST(CliLlavaHf, Llava15LayoutEndToEnd) {
   EXPECT_EQ(std::count(g["prompt_ids"].begin(), g["prompt_ids"].end(), json(32011)), 4);
   EXPECT_EQ(g["output_ids"].size(), 4u);
 
+  // LLaVA-format data: conversations (one and two rounds) about photos of odd sizes, PNG and JPEG,
+  // images relative to --image-folder.
+  const fs::path photos = kSrc / "tests/fixtures/image_processor/inputs";
+  json conv = json::array();
+  int k = 0;
+  for (const auto& e : fs::directory_iterator(photos)) {
+    json turns = json::array({{{"from", "human"}, {"value", "<image>\nWhat is in the picture?"}},
+                              {{"from", "gpt"}, {"value", k % 2 ? "A photo." : "Colours."}}});
+    if (k % 3 == 0) {
+      turns.push_back({{"from", "human"}, {"value", "Describe it in one word."}});
+      turns.push_back({{"from", "gpt"}, {"value", "Bright"}});
+    }
+    conv.push_back({{"id", "c" + std::to_string(k++)}, {"image", e.path().filename().string()}, {"conversations", turns}});
+  }
+  ASSERT_GE(k, 20);
+  const fs::path conv_file = t / "conv" / "llava.json";
+  fs::create_directories(conv_file.parent_path());
+  ressa::write_file_atomic(conv_file.string(), conv.dump(1));
+  const std::string conv_data = " --data " + conv_file.string() + " --image-folder " + photos.string();
+
   // prune with every method; fp16 in, fp16 out, every pruned zero exact, files and fields kept.
   run("data --out " + (t / "data").string() + " --train 16 --val 8 --test 8");
   for (const std::string method : {"magnitude", "wanda", "sparsegpt", "dsnot"}) {
     const fs::path p = t / ("p_" + method);
-    run("prune --model " + m.string() + " --data " + (t / "data").string() + " --method " + method +
+    run("prune --model " + m.string() + conv_data + " --method " + method +
         " --sparsity 0.5 --calib-samples 8 --out " + p.string());
     auto st = ressa::io::SafetensorsFile::open((p / "model.safetensors").string());
     EXPECT_EQ(st.at("language_model.model.layers.0.mlp.up_proj.weight").dtype, ressa::io::DType::F16) << method;
@@ -104,14 +124,47 @@ TEST(CliLlavaHf, Llava15LayoutEndToEnd) {
     EXPECT_EQ(targets, 2 * 6 + 2 * 7) << "vision blocks past vision_feature_layer -2 are not targets";
   }
 
+  // A dataset directory still calibrates a real checkpoint (its questions through the chat template).
+  run("prune --model " + m.string() + " --data " + (t / "data").string() +
+      " --method wanda --sparsity 0.5 --calib-samples 8 --out " + (t / "p_dir").string());
+
   // repair -> eval; export -> generate answers as the pruned model does.
   const fs::path p = t / "p_wanda", r = t / "repaired", e = t / "exported";
-  run("repair --dense " + m.string() + " --pruned " + p.string() + " --data " + (t / "data").string() +
-      " --steps 2 --limit 4 --out " + r.string());
+  run("repair --dense " + m.string() + " --pruned " + p.string() + conv_data + " --steps 2 --batch 4 --out " +
+      r.string() + " --json " + (t / "repair.json").string());
+  EXPECT_EQ(read_json(t / "repair.json")["steps"], 2);
+  run("eval --model " + r.string() + conv_data + " --limit 6 --predictions " + (t / "pred.jsonl").string() +
+      " --json " + (t / "eval.json").string());
+  const json ev = read_json(t / "eval.json");
+  EXPECT_DOUBLE_EQ(ev["sparsity"]["overall"].get<double>(), 0.5);
+  EXPECT_EQ(ev["n"], 6);
+  EXPECT_EQ(ev["families"].size(), 1u);
+  EXPECT_TRUE(ev["families"].contains("conversation"));
+  const std::string preds = ressa::read_file((t / "pred.jsonl").string());
+  EXPECT_NE(preds.find(R"("answer":"Colours.")"), std::string::npos) << "the reference is the first gpt turn";
   run("eval --model " + r.string() + " --data " + (t / "data").string() + " --limit 4 --json " +
-      (t / "eval.json").string());
-  EXPECT_DOUBLE_EQ(read_json(t / "eval.json")["sparsity"]["overall"].get<double>(), 0.5);
+      (t / "eval_dir.json").string());
+  EXPECT_EQ(read_json(t / "eval_dir.json")["n"], 4);
+  // The dense model answers the first question of each conversation as generate does: same prompt.
+  run("eval --model " + m.string() + " --data " + conv_file.string() + " --image-folder " + photos.string() +
+      " --limit 1 --max-new-tokens 4 --predictions " + (t / "pred_dense.jsonl").string());
+  // Bad data: one error line, exit 1.
+  ressa::write_file_atomic((t / "conv" / "bad.json").string(),
+                           R"([{"id": "x", "image": "a.png", "conversations": [{"from": "gpt", "value": "hi"}]}])");
+  auto bad = ressa::test::run_ressa("eval --model " + m.string() + " --data " + (t / "conv" / "bad.json").string(), t.path);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("bad.json: item 0 (id 'x')"), std::string::npos) << bad.err;
+  bad = ressa::test::run_ressa("eval --model " + m.string() + " --data " + conv_file.string() + " --split val", t.path);
+  EXPECT_EQ(bad.rc, 2) << "a usage error";
+  EXPECT_NE(bad.err.find("--split"), std::string::npos) << bad.err;
   run("export --model " + p.string() + " --format bitmask --out " + e.string());
+  {  // the export's dense parts stay fp16, as the checkpoint was
+    auto st = ressa::io::SafetensorsFile::open((e / "model.safetensors").string());
+    EXPECT_EQ(st.at("language_model.model.embed_tokens.weight").dtype, ressa::io::DType::F16);
+    EXPECT_EQ(st.at("language_model.model.norm.weight").dtype, ressa::io::DType::F16);
+    EXPECT_EQ(read_json(e / "config.json")["torch_dtype"], "float16");
+    EXPECT_EQ(read_json(e / "config.json")["text_config"]["_name_or_path"], "lmsys/vicuna-7b-v1.5");
+  }
   for (const fs::path& d : {p, e, r})
     run("generate --model " + d.string() + " --image " + image + " --prompt \"What is this?\" --max-new-tokens 4 --json " +
         (t / (d.filename().string() + ".json")).string());

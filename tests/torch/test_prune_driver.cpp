@@ -184,7 +184,7 @@ std::pair<std::map<std::string, double>, int64_t> block_probe(model::Llava& stre
                                                                 const train::VqaSet& set, const io::Tokenizer& tok,
                                                                 int64_t k, uint64_t seed) {
   torch::NoGradGuard ng;
-  auto b = train::make_train_batch(set, prune::calib_indices(set.size(), k, seed), stream->config, tok, torch::kCPU);
+  auto b = train::make_train_batch(set, prune::calib_indices(set.size(), k, seed), tok, torch::kCPU);
   auto real = b.attn.reshape({-1}).to(torch::kBool);
   std::map<std::string, double> out;
   auto hook = [&](model::Linear lin, const std::string& name, bool lang) {
@@ -257,7 +257,7 @@ TEST_F(PruneDriver, SequentialAndDenseCalibrationStreams) {
 
   // Rows: every vision token; only the real (non-padding) language tokens.
   int64_t want_real = 0;
-  for (auto i : prune::calib_indices(set->size(), k, o.seed)) want_real += set->prompt[i].size() + set->answer[i].size();
+  for (auto i : prune::calib_indices(set->size(), k, o.seed)) want_real += set->sequence[i].size();
   EXPECT_EQ(real, want_real);
   EXPECT_EQ(layer(seq, v1).calib_rows, k * (cfg.vision.num_patches() + 1));
   EXPECT_EQ(layer(seq, l0).calib_rows, want_real);
@@ -352,7 +352,7 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
 
   // The same pruning in memory gives the same weights.
   auto ref = model::load_model(dense, torch::kCPU).model;
-  auto calib = prune::load_calibration_set(data_dir(), *tok, cfg, 16, o.seed);
+  auto calib = prune::load_calibration_set(data_dir(), data::Processor::load_dir(dense, cfg), cfg, 16, o.seed);
   prune::prune_model(ref, calib, *tok, o, torch::kCPU);
   auto lm = model::load_model(out, torch::kCPU);
   ASSERT_TRUE(lm.has_masks);

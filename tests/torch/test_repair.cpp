@@ -277,7 +277,7 @@ train::Batch tiny_batch(int64_t n) {
   static train::VqaSet set = train::load_vqa_split(f.data, "train", f.tok, f.cfg);
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < n; ++i) idx.push_back(i);
-  return train::make_train_batch(set, idx, f.cfg, f.tok, torch::kCPU);
+  return train::make_train_batch(set, idx, f.tok, torch::kCPU);
 }
 }  // namespace
 

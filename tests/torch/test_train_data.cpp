@@ -63,7 +63,7 @@ TEST(TrainData, PackByImageGroupsEveryExampleOnce) {
   EXPECT_GT(small.size(), units.size());
   for (const auto& u : small) {
     int64_t len = prefix;
-    for (auto i : u) len += static_cast<int64_t>(f.set.prompt[i].size() + f.set.answer[i].size()) - prefix;
+    for (auto i : u) len += static_cast<int64_t>(f.set.sequence[i].size()) - prefix;
     EXPECT_TRUE(len <= cap || u.size() == 1) << len;
   }
 }
@@ -72,11 +72,11 @@ TEST(TrainData, PackedBatchHoldsTheSameTokensAndLoss) {
   auto& f = fx();
   auto units = train::pack_by_image(f.set, f.cfg.text.max_position_embeddings);
   const std::vector<int64_t> pick = {0, 5, 11};
-  auto packed = train::make_packed_batch(f.set, units, pick, 77, f.cfg, f.tok, torch::kCPU);
+  auto packed = train::make_packed_batch(f.set, units, pick, 77, f.tok, torch::kCPU);
   const int64_t prefix = 1 + f.cfg.image_tokens();
   for (size_t b = 0; b < pick.size(); ++b) {
     const auto& u = units[pick[b]];
-    auto single = train::make_train_batch(f.set, u, f.cfg, f.tok, torch::kCPU);
+    auto single = train::make_train_batch(f.set, u, f.tok, torch::kCPU);
     // Same image as each separate example.
     EXPECT_TRUE(torch::equal(packed.pixels[b], single.pixels[0]));
     // The packed row is the image prefix followed by every example's question+answer, in some
@@ -87,14 +87,13 @@ TEST(TrainData, PackedBatchHoldsTheSameTokensAndLoss) {
     int64_t expect_len = prefix, answer_tokens = 0;
     std::multiset<std::vector<int64_t>> turns_expected, turns_found;
     for (auto i : u) {
-      std::vector<int64_t> t(f.set.prompt[i].begin() + prefix, f.set.prompt[i].end());
-      t.insert(t.end(), f.set.answer[i].begin(), f.set.answer[i].end());
+      std::vector<int64_t> t(f.set.sequence[i].begin() + prefix, f.set.sequence[i].end());
       expect_len += static_cast<int64_t>(t.size());
-      answer_tokens += static_cast<int64_t>(f.set.answer[i].size());
+      for (uint8_t m : f.set.target[i]) answer_tokens += m;
       turns_expected.insert(t);
     }
     ASSERT_EQ(len, expect_len);
-    for (int64_t t = 0; t < prefix; ++t) EXPECT_EQ(row[t].item<int64_t>(), f.set.prompt[u[0]][t]);
+    for (int64_t t = 0; t < prefix; ++t) EXPECT_EQ(row[t].item<int64_t>(), f.set.sequence[u[0]][t]);
     // Turns end at </s>; the loss mask marks exactly the answer tokens (+ </s>).
     std::vector<int64_t> cur;
     for (int64_t t = prefix; t < len; ++t) {
@@ -108,15 +107,15 @@ TEST(TrainData, PackedBatchHoldsTheSameTokensAndLoss) {
   }
   // A unit's order does not depend on the rest of the batch (data-parallel shards see other
   // neighbours than one process does).
-  auto alone = train::make_packed_batch(f.set, units, {5}, 77, f.cfg, f.tok, torch::kCPU);
+  auto alone = train::make_packed_batch(f.set, units, {5}, 77, f.tok, torch::kCPU);
   const int64_t n5 = alone.attn[0].sum().item<int64_t>();
   EXPECT_TRUE(torch::equal(alone.ids[0].slice(0, 0, n5), packed.ids[1].slice(0, 0, n5)));
   // The question order depends on the seed (and only on it).
-  auto again = train::make_packed_batch(f.set, units, pick, 77, f.cfg, f.tok, torch::kCPU);
+  auto again = train::make_packed_batch(f.set, units, pick, 77, f.tok, torch::kCPU);
   EXPECT_TRUE(torch::equal(again.ids, packed.ids));
   bool differs = false;
   for (uint64_t s = 1; s < 20 && !differs; ++s)
-    differs = !torch::equal(train::make_packed_batch(f.set, units, pick, s, f.cfg, f.tok, torch::kCPU).ids, packed.ids);
+    differs = !torch::equal(train::make_packed_batch(f.set, units, pick, s, f.tok, torch::kCPU).ids, packed.ids);
   EXPECT_TRUE(differs);
 }
 
@@ -129,22 +128,41 @@ TEST(TrainData, FirstTurnOfAPackedSequenceMatchesTheUnpackedExample) {
   net->eval();
   torch::NoGradGuard ng;
   auto units = train::pack_by_image(f.set, f.cfg.text.max_position_embeddings);
-  auto packed = train::make_packed_batch(f.set, units, {3}, 5, f.cfg, f.tok, torch::kCPU);
+  auto packed = train::make_packed_batch(f.set, units, {3}, 5, f.tok, torch::kCPU);
   // Which example came first? Find the one whose prompt+answer prefixes the packed row.
   const auto row = packed.ids[0];
   for (auto i : units[3]) {
-    const auto& p = f.set.prompt[i];
-    const auto& a = f.set.answer[i];
-    const int64_t n = static_cast<int64_t>(p.size() + a.size());
+    const auto& seq = f.set.sequence[i];
+    const int64_t n = static_cast<int64_t>(seq.size());
     bool match = true;
-    for (int64_t t = 0; t < n && match; ++t)
-      match = row[t].item<int64_t>() == (t < static_cast<int64_t>(p.size()) ? p[t] : a[t - p.size()]);
+    for (int64_t t = 0; t < n && match; ++t) match = row[t].item<int64_t>() == seq[t];
     if (!match) continue;
-    auto single = train::make_train_batch(f.set, {i}, f.cfg, f.tok, torch::kCPU);
+    auto single = train::make_train_batch(f.set, {i}, f.tok, torch::kCPU);
     auto lp = net->forward(packed.pixels, packed.ids, packed.attn).slice(1, 0, n);
     auto ls = net->forward(single.pixels, single.ids, single.attn).slice(1, 0, n);
     EXPECT_TRUE(torch::allclose(lp, ls, 1e-5, 1e-5));
     return;
   }
   FAIL() << "no example of the unit starts the packed sequence";
+}
+
+TEST(TrainData, BatchPixelsAreTheProcessorsPixels) {
+  // Sets keep uint8 images and normalize per batch with torch; the floats must be the ones the
+  // processor (and so `ressa generate`) gives, bit for bit.
+  const fs::path shapes = fs::path(RESSA_SOURCE_DIR) / "models" / "shapes-small";
+  const auto cfg = io::load_config((shapes / "config.json").string());
+  const auto proc = data::Processor::load_dir(shapes.string(), cfg);
+  const int side = static_cast<int>(cfg.vision.image_size);
+  data::Image img{side + 9, side - 5, {}};
+  img.rgb.resize(size_t(img.width) * size_t(img.height) * 3);
+  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = uint8_t(i * 13 + 5);
+  const data::Image small = proc.model_image(img);
+  const int64_t S = cfg.vision.image_size;
+  ASSERT_EQ(small.width, S);
+  auto u8 = torch::from_blob(const_cast<uint8_t*>(small.rgb.data()), {1, S, S, 3}, torch::kUInt8).permute({0, 3, 1, 2});
+  const auto got = train::normalize_pixels(u8.contiguous(), proc.pixel_norm(), false);
+  const auto want = proc.pixels(img);
+  auto w = torch::from_blob(const_cast<float*>(want.pixels.data()), {1, 3, S, S}, torch::kFloat32);
+  EXPECT_TRUE(torch::equal(got, w));
+  EXPECT_EQ(train::normalize_pixels(u8.contiguous(), proc.pixel_norm(), true).abs().sum().item<float>(), 0.0f);
 }

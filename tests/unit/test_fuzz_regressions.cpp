@@ -30,6 +30,7 @@ const std::map<std::string, Entry>& targets() {
       {"config", {f::config, f::parse_config}},
       {"tokenizer", {f::tokenizer, f::parse_tokenizer}},
       {"dataset", {f::dataset, f::parse_dataset}},
+      {"conversations", {f::conversations, f::parse_conversations}},
       {"image", {f::image, f::parse_image}},
       {"idx", {f::idx, f::parse_idx}},
       {"preprocessor_config", {f::preprocessor_config, f::parse_preprocessor_config}},

@@ -6,6 +6,7 @@
 #include "ressa/eval/sparsity.h"
 #include "ressa/eval/vqa_eval.h"
 #include "ressa/core/atomic_file.h"
+#include "ressa/core/error.h"
 #include "ressa/io/config_summary.h"
 #include "ressa/model/checkpoint.h"
 #include "ressa/sparse/kernels.h"
@@ -22,15 +23,21 @@ nlohmann::json sparsity_json(const eval::SparsityReport& r) {
 void register_eval(CLI::App& app) {
   struct Flags {
     ComputeFlags c;
-    std::string model, data, split = "test", predictions;
+    std::string model, data, image_folder, split = "test", predictions;
     bool blind = false, dense_kernels = false;
-    int64_t limit = 0, batch = 64;
+    int64_t limit = 0, batch = 64, max_new_tokens = 0;
   };
   auto f = std::make_shared<Flags>();
   auto* cmd = app.add_subcommand("eval", "VQA exact-match accuracy of a model on a dataset split");
   cmd->add_option("--model", f->model, "model directory")->required();
-  cmd->add_option("--data", f->data, "dataset directory")->required();
-  cmd->add_option("--split", f->split, "train, val or test")->check(CLI::IsMember({"train", "val", "test"}));
+  cmd->add_option("--data", f->data, "dataset directory, or a LLaVA conversation file (FILE.json)")->required();
+  cmd->add_option("--image-folder", f->image_folder,
+                  "LLaVA conversation file: its image paths are relative to this directory (default: the file's)");
+  auto* split = cmd->add_option("--split", f->split, "dataset directory: train, val or test")
+                    ->check(CLI::IsMember({"train", "val", "test"}));
+  cmd->add_option("--max-new-tokens", f->max_new_tokens,
+                  "answer length limit in tokens (default: the longest reference answer + 1)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--blind", f->blind, "blank every image (measures what the question alone gives)");
   cmd->add_option("--limit", f->limit, "evaluate only the first N examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", f->batch, "questions per forward pass")->check(CLI::PositiveNumber);
@@ -39,9 +46,13 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--predictions", f->predictions,
                   "write each example's answer as JSON lines {id, prediction, answer, correct} to this path");
   add_compute_flags(cmd, f->c, true);
-  cmd->callback([f] {
+  cmd->callback([f, split] {
     require_dir("--model", f->model, "model directory");
-    require_dir("--data", f->data, "dataset directory");
+    const data::DataSource source(f->data, f->image_folder);
+    RESSA_CHECK_ARG(std::filesystem::exists(f->data), "[eval] --data ", f->data,
+                    ": not found (a dataset directory or a LLaVA conversation .json file)");
+    RESSA_CHECK_ARG(!source.is_conversation_file() || split->count() == 0, "[eval] --split applies to a dataset "
+                    "directory; the conversation file ", f->data, " is evaluated whole (first question of each item)");
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}});
     auto rt = setup(f->c);
     // Inference only: compressed layers keep just their compressed copy, unless --dense-kernels
@@ -62,11 +73,16 @@ void register_eval(CLI::App& app) {
            std::to_string(sparse_layers) + " of " +
            std::to_string(lm.compressed_layers.size()) + " compressed Linear layers run through the sparse kernels (" +
            sparse::to_string(sparse::active_isa()) + ")");
-    auto tok = io::Tokenizer::load_dir(f->model);  // tokenizer.json + tokenizer_config.json
-    auto set = train::load_vqa_split(f->data, f->split, tok, lm.model->config, f->limit);
+    // The model's processor (chat template, tokenizer, image processor): the prompt each question
+    // gets is the one `ressa generate` would build.
+    const auto proc = data::Processor::load_dir(f->model, lm.model->config);
+    const io::Tokenizer& tok = proc.tokenizer();
+    auto set = train::load_vqa_set(source, f->split, proc, lm.model->config, f->limit);
     eval::EvalOptions eo;
     eo.blind = f->blind;
     eo.batch = f->batch;
+    eo.max_new_tokens = f->max_new_tokens;
+    eo.eos_ids = proc.eos_ids();
     auto res = eval::evaluate(lm.model, set, tok, eo, rt.device, progress_printer());
     auto sp = eval::sparsity_report(lm.model);
     std::cout << "accuracy " << res.accuracy << " (n=" << res.n << (f->blind ? ", blind" : "") << ")\n";
@@ -91,7 +107,7 @@ void register_eval(CLI::App& app) {
                                 {"n", res.n},
                                 {"families", fams},
                                 {"blind", f->blind},
-                                {"split", f->split},
+                                {"split", source.is_conversation_file() ? std::string() : f->split},
                                 {"seconds", res.seconds},
                                 {"compression", lm.compression},
                                 {"compressed_values", values},

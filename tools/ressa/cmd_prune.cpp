@@ -45,7 +45,7 @@ prune::SparsityPattern flag_ratio(const std::string& flag, double v) {
 
 struct PruneFlags {
   ComputeFlags c;
-  std::string model, data, out, method, pattern, vision_pattern, language_pattern;
+  std::string model, data, image_folder, out, method, pattern, vision_pattern, language_pattern;
   std::string calib = "sequential", granularity = "row", dsnot_base = "wanda";
   double sparsity = 0, vision_sparsity = 0, language_sparsity = 0;
   int64_t calib_samples = 128, calib_batch = 16;
@@ -111,7 +111,12 @@ void register_prune(CLI::App& app) {
   auto f = std::make_shared<PruneFlags>();
   auto* cmd = app.add_subcommand("prune", "prune the Linear layers of both towers (magnitude, Wanda, SparseGPT, DSnoT)");
   cmd->add_option("--model", f->model, "dense model directory")->required();
-  cmd->add_option("--data", f->data, "dataset directory (calibration examples come from its train split)")->required();
+  cmd->add_option("--data", f->data,
+                  "dataset directory (calibration examples come from its train split), or a LLaVA conversation file "
+                  "(FILE.json)")
+      ->required();
+  cmd->add_option("--image-folder", f->image_folder,
+                  "LLaVA conversation file: its image paths are relative to this directory (default: the file's)");
   cmd->add_option("--method", f->method, "magnitude, wanda, sparsegpt or dsnot (or give --recipe)");
   f->o_s = cmd->add_option("--sparsity", f->sparsity, "unstructured sparsity ratio in [0, 1) for both towers");
   f->o_p = cmd->add_option("--pattern", f->pattern, "N:M pattern for both towers (N zeros in every M weights), e.g. 2:4");
@@ -161,7 +166,7 @@ void register_prune(CLI::App& app) {
     o.validate();
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}, {"--out", f->out}});
     auto rt = setup(f->c);
-    auto rep = prune::prune_model_dir(f->model, f->data, f->out, o, rt.device, progress_printer());
+    auto rep = prune::prune_model_dir(f->model, data::DataSource(f->data, f->image_folder), f->out, o, rt.device, progress_printer());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double rss = peak_rss_mb();
 

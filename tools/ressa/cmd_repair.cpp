@@ -18,7 +18,12 @@ void register_repair(CLI::App& app) {
   auto* cmd = app.add_subcommand("repair", "repair a pruned model with SparseLoRA + distillation and merge it sparsely");
   cmd->add_option("--dense", o.dense_dir, "the dense model the pruned one came from (distillation teacher)")->required();
   cmd->add_option("--pruned", o.pruned_dir, "pruned model directory (written by ressa prune)")->required();
-  cmd->add_option("--data", o.data_dir, "dataset directory (train split trains, val split scores)")->required();
+  cmd->add_option("--data", o.data_dir,
+                  "dataset directory (train split trains, val split scores), or a LLaVA conversation file (FILE.json: "
+                  "every item trains, nothing is scored)")
+      ->required();
+  cmd->add_option("--image-folder", o.image_folder,
+                  "LLaVA conversation file: its image paths are relative to this directory (default: the file's)");
   cmd->add_option("--out", o.out_dir, "repaired model directory to write")->required();
   cmd->add_option("--adapter", f->adapter, "sparse-lora (default), lora (dense merge baseline) or masked-ft")
       ->check(CLI::IsMember({"sparse-lora", "lora", "masked-ft"}));

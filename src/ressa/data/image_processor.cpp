@@ -359,29 +359,34 @@ Image ImageProcessor::resize_and_crop(const Image& img) const {
   return out;
 }
 
-PixelValues ImageProcessor::to_pixels(const Image& img) const {
+PixelValues PixelNorm::to_pixels(const Image& img) const {
   RESSA_CHECK_ARG(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width) * size_t(img.height) * 3,
                   "[ImageProcessor] inconsistent image ", img.width, "x", img.height, " with ", img.rgb.size(),
                   " bytes");
-  const ImageProcessorConfig& c = config_;
   PixelValues out;
   out.height = img.height;
   out.width = img.width;
   const size_t plane = size_t(img.height) * size_t(img.width);
   out.pixels.resize(3 * plane);
-  for (size_t ch = 0; ch < 3; ++ch) {
-    // numpy's normalize casts mean and std to the image's float32 and computes in float32.
-    const float mean = float(c.image_mean[ch]), std = float(c.image_std[ch]);
-    float* dst = &out.pixels[ch * plane];
-    for (size_t i = 0; i < plane; ++i) {
-      const uint8_t v = img.rgb[i * 3 + ch];
-      float x = c.do_rescale ? float(double(v) * c.rescale_factor) : float(v);
-      if (c.do_normalize) x = (x - mean) / std;
-      dst[i] = x;
-    }
+  for (int ch = 0; ch < 3; ++ch) {
+    float* dst = &out.pixels[size_t(ch) * plane];
+    for (size_t i = 0; i < plane; ++i) dst[i] = apply(img.rgb[i * 3 + size_t(ch)], ch);
   }
   return out;
 }
+
+PixelNorm ImageProcessor::pixel_norm() const {
+  const ImageProcessorConfig& c = config_;
+  PixelNorm n;
+  n.do_rescale = c.do_rescale;
+  n.rescale_factor = c.rescale_factor;
+  n.do_normalize = c.do_normalize;
+  // numpy's normalize casts mean and std to the image's float32 and computes in float32.
+  for (int ch = 0; ch < 3; ++ch) n.mean[ch] = float(c.image_mean[ch]), n.std[ch] = float(c.image_std[ch]);
+  return n;
+}
+
+PixelValues ImageProcessor::to_pixels(const Image& img) const { return pixel_norm().to_pixels(img); }
 
 PixelValues ImageProcessor::process(const Image& img) const { return to_pixels(resize_and_crop(img)); }
 

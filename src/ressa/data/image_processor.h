@@ -20,6 +20,7 @@
 // gives RGB, so do_convert_rgb changes nothing here).
 #pragma once
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,23 @@ struct PixelValues {
   std::vector<float> pixels;
 };
 
+// Rescale and normalize of one uint8 channel value v of channel c:
+//   x = do_rescale ? float32(double(v) * rescale_factor) : float32(v)
+//   x = do_normalize ? (x - mean[c]) / std[c] (float32) : x
+// train/vqa_data.cpp applies the same arithmetic to uint8 image batches with torch.
+struct PixelNorm {
+  bool do_rescale = true;
+  double rescale_factor = 1.0 / 255.0;
+  bool do_normalize = true;
+  std::array<float, 3> mean = {0, 0, 0}, std = {1, 1, 1};
+  float apply(uint8_t v, int c) const {
+    float x = do_rescale ? float(double(v) * rescale_factor) : float(v);
+    return do_normalize ? (x - mean[c]) / std[c] : x;
+  }
+  // (3, H, W) float32 of a (H, W, 3) uint8 image.
+  PixelValues to_pixels(const Image& img) const;
+};
+
 class ImageProcessor {
  public:
   // `where` names the config's source in errors about images it cannot process.
@@ -85,6 +103,8 @@ class ImageProcessor {
   Image resize_and_crop(const Image& img) const;
   // Rescale and normalize a resized, cropped (H, W, 3) image into (3, H, W) float32.
   PixelValues to_pixels(const Image& img) const;
+  // The rescale and normalize steps of the config.
+  PixelNorm pixel_norm() const;
   // The whole pipeline: to_pixels(resize_and_crop(img)).
   PixelValues process(const Image& img) const;
 

@@ -1,6 +1,7 @@
 // Greedy VQA decoding and exact-match accuracy (see vqa_eval.h).
 #include "ressa/eval/vqa_eval.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <sstream>
@@ -26,10 +27,13 @@ EvalResult evaluate(model::Llava& net, const train::VqaSet& set, const io::Token
   res.n = set.size();
   res.predictions.resize(set.size());
   Progress prog("eval", set.size(), progress, 2.0);
+  const int64_t max_new = o.max_new_tokens > 0 ? o.max_new_tokens : set.max_answer_tokens + 1;
+  std::vector<int64_t> eos = o.eos_ids;
+  if (eos.empty()) eos.push_back(tok.eos_id());
   for (int64_t start = 0; start < set.size(); start += o.batch) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(set.size(), start + o.batch); ++i) idx.push_back(i);
-    auto b = train::make_prompt_batch(set, idx, net->config, tok, device, o.blind);
+    auto b = train::make_prompt_batch(set, idx, tok, device, o.blind);
     // The prompt (left padded) is decoded once into a KV cache; each step then decodes only
     // the token it appended.
     model::KvCache cache;
@@ -38,7 +42,7 @@ EvalResult evaluate(model::Llava& net, const train::VqaSet& set, const io::Token
     std::vector<std::vector<int64_t>> out(B);
     std::vector<bool> done(B, false);
     torch::Tensor next_ids;
-    for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    for (int64_t step = 0; step < max_new; ++step) {
       if (step > 0) logits = net->decode(net->language_model->model->embed_tokens(next_ids).unsqueeze(1),
                                          torch::ones({B, 1}, b.attn.options()), cache, /*last_only=*/true);
       auto next = logits.select(1, 0).argmax(-1);  // [B]
@@ -47,14 +51,14 @@ EvalResult evaluate(model::Llava& net, const train::VqaSet& set, const io::Token
       for (int64_t i = 0; i < B; ++i) {
         if (done[i]) continue;
         const int64_t t = next_cpu[i].item<int64_t>();
-        if (t == tok.eos_id()) done[i] = true;
+        if (std::find(eos.begin(), eos.end(), t) != eos.end()) done[i] = true;
         else out[i].push_back(t);
         all_done = all_done && done[i];
       }
       if (all_done) break;
       next_ids = next;
     }
-    for (int64_t i = 0; i < B; ++i) res.predictions[idx[i]] = tok.decode(out[i]);
+    for (int64_t i = 0; i < B; ++i) res.predictions[idx[i]] = tok.decode(out[i], /*skip_special=*/true);
     prog.update(idx.back() + 1);
   }
   int64_t correct = 0;

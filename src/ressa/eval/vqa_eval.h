@@ -16,7 +16,9 @@ namespace ressa::eval {
 
 struct EvalOptions {
   int64_t batch = 64;          // questions per forward pass
-  int64_t max_new_tokens = 4;  // answer length limit (tokens, </s> included)
+  int64_t max_new_tokens = 0;  // answer length limit (tokens with the end token); 0: the set's longest
+                               // first answer + 1, so a prediction that runs past it still shows as wrong
+  std::vector<int64_t> eos_ids;  // tokens that end an answer (Processor::eos_ids); empty: the tokenizer's eos
   bool blind = false;
 };
 

@@ -73,11 +73,17 @@ std::string to_string(SparseFormat f) { return f == SparseFormat::Bitmask ? "bit
 
 namespace {
 
-// The config as written beside an export, whose dense parts are stored in fp32: torch_dtype
-// names what the file holds, not the source's dtype.
-io::LlavaConfig written_config(io::LlavaConfig c) {
-  c.torch_dtype = "float32";
-  return c;
+// The dtype a model's tensors are written in: the checkpoint's (config.json torch_dtype, kept as
+// read), so an fp16 or bf16 model stays one; pruned zeros are exact in every dtype.
+struct StoredDtype {
+  torch::ScalarType torch;
+  io::DType file;
+  int bytes;
+};
+StoredDtype stored_dtype(const io::LlavaConfig& c) {
+  if (c.torch_dtype == "float16") return {torch::kHalf, io::DType::F16, 2};
+  if (c.torch_dtype == "bfloat16") return {torch::kBFloat16, io::DType::BF16, 2};
+  return {torch::kFloat32, io::DType::F32, 4};
 }
 
 // compressed-tensors' names for the layouts (CompressionFormat values). N:M other than 2:4 has
@@ -381,11 +387,10 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
 
 void save_model(const std::string& dir, Llava& model, const std::map<std::string, std::string>& metadata) {
   fs::create_directories(dir);
-  // Written back in the checkpoint's dtype (config.json torch_dtype, kept as read): an fp16 or
-  // bf16 model stays one; pruned zeros are exact in every dtype.
   const std::string& dtype = model->config.torch_dtype;
-  const auto st = dtype == "float16" ? torch::kHalf : dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
-  const io::DType file_dtype = dtype == "float16" ? io::DType::F16 : dtype == "bfloat16" ? io::DType::BF16 : io::DType::F32;
+  const StoredDtype stored = stored_dtype(model->config);
+  const auto st = stored.torch;
+  const io::DType file_dtype = stored.file;
   io::save_config(dir, model->config);
   std::vector<torch::Tensor> keep;  // owns contiguous CPU copies while writing
   std::vector<io::TensorView> views;
@@ -450,6 +455,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
               ": no pruned layers (no masks and no zero weights in the tower blocks); prune the model first");
 
   // Compress everything first, so an N:M violation stops the export before anything is written.
+  const StoredDtype stored = stored_dtype(lm.model->config);
   ExportReport rep;
   std::map<std::string, std::vector<sparse::NamedArray>> arrays;  // weight key -> tensors
   for (auto& [name, lin] : targets) {
@@ -471,7 +477,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
       arrays[name + ".weight"] = mat.to_named_arrays(name + ".weight");
     }
     rep.compressed.push_back(name);
-    rep.compressed_dense_bytes += static_cast<uint64_t>(w.numel()) * 4;
+    rep.compressed_dense_bytes += static_cast<uint64_t>(w.numel()) * stored.bytes;
     for (const auto& a : arrays[name + ".weight"]) rep.compressed_bytes += a.bytes.size();
   }
   std::set<std::string> compressed_set(rep.compressed.begin(), rep.compressed.end());
@@ -484,22 +490,23 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
   for (auto& [name, t] : checkpoint_tensors(lm.model)) {
     zeros += t.detach().eq(0).sum().item<int64_t>();
     numel += t.numel();
-    rep.dense_tensor_bytes += static_cast<uint64_t>(t.numel()) * 4;
+    rep.dense_tensor_bytes += static_cast<uint64_t>(t.numel()) * stored.bytes;
     if (auto it = arrays.find(name); it != arrays.end()) {
       for (const auto& a : it->second)
         views.push_back({a.name, io::parse_dtype(a.dtype), a.shape, a.bytes.data()});
       continue;
     }
-    auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    // Dense parts stay in the checkpoint's dtype (an fp16 model's norms and embeddings stay fp16).
+    auto c = t.detach().to(torch::kCPU, stored.torch).contiguous();
     keep.push_back(c);
-    views.push_back({name, io::DType::F32, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
+    views.push_back({name, stored.file, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
   }
   rep.global_sparsity = numel > 0 ? double(zeros) / double(numel) : 0.0;
 
   // config.json: the model config plus the compressed-tensors record (quantization_config with a
   // sparsity_config; targets are explicit layer names) and ressa's own (n, m in ressa's
   // "n zeros in every m" convention; compressed-tensors' sparsity_structure counts kept weights).
-  auto cfg = nlohmann::json::parse(io::config_to_json(written_config(lm.model->config)));
+  auto cfg = nlohmann::json::parse(io::config_to_json(lm.model->config));
   const bool ct24 = nm && o.n == 2 && o.m == 4;
   const std::string fmt = !nm ? kCtBitmask : ct24 ? kCt24 : kNmBitmask;
   nlohmann::json sc = {{"format", fmt},
@@ -513,7 +520,7 @@ ExportReport export_compressed(const std::string& model_dir, const std::string& 
                          {"values", sparse::to_string(o.values)}};
 
   write_output_dir(out_dir, [&](const std::string& staging) {
-    io::save_config(staging, written_config(lm.model->config));  // config.json (replaced below) + preprocessor_config.json
+    io::save_config(staging, lm.model->config);  // config.json (replaced below) + preprocessor_config.json
     write_file_atomic((fs::path(staging) / "config.json").string(), cfg.dump(2) + "\n");
     io::copy_model_files(model_dir, staging);
     if (fs::exists(fs::path(model_dir) / "prune.json"))

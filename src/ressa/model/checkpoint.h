@@ -71,8 +71,8 @@ struct ExportReport {
   std::vector<std::string> dense;       // Linear layers stored dense
   uint64_t file_bytes = 0;              // bytes of the written model.safetensors (all shards)
   uint64_t compressed_bytes = 0;        // tensor bytes of the compressed layers
-  uint64_t compressed_dense_bytes = 0;  // the same layers stored dense (F32)
-  uint64_t dense_tensor_bytes = 0;      // tensor bytes of the whole model stored dense (F32)
+  uint64_t compressed_dense_bytes = 0;  // the same layers stored dense (in the checkpoint's dtype)
+  uint64_t dense_tensor_bytes = 0;      // tensor bytes of the whole model stored dense (checkpoint's dtype)
   double global_sparsity = 0;           // zeros / numel over all checkpoint tensors
 };
 

@@ -85,48 +85,11 @@ std::vector<int64_t> calib_indices(int64_t n, int64_t k, uint64_t seed) {
   return idx;
 }
 
-train::VqaSet load_calibration_set(const std::string& dir, const io::Tokenizer& tok, const io::LlavaConfig& cfg,
-                                   int64_t k, uint64_t seed) {
-  const std::string where = dir + "/train.jsonl";
-  auto all = data::read_split(dir, "train");
-  RESSA_CHECK(!all.empty(), "[load_calibration_set] ", where, ": no examples");
-  train::VqaSet set;
-  std::unordered_map<std::string, int64_t> image_row;
-  std::vector<std::string> files;
-  auto encode = [&](const data::VqaExample& ex, const std::string& text) {
-    auto ids = tok.encode(text);
-    for (auto id : ids)
-      RESSA_CHECK(id != tok.unk_id(), "[load_calibration_set] ", where, ": example '", ex.id, "' (\"", text,
-                  "\") uses a word that the model's tokenizer.json lacks");
-    return ids;
-  };
-  for (int64_t i : calib_indices(static_cast<int64_t>(all.size()), k, seed)) {
-    const auto& ex = all[i];
-    auto [it, fresh] = image_row.emplace(ex.image, static_cast<int64_t>(files.size()));
-    if (fresh) files.push_back(ex.image);
-    set.image_of.push_back(it->second);
-    std::vector<int64_t> p{tok.bos_id()};
-    p.insert(p.end(), cfg.image_tokens(), cfg.image_token_index);
-    auto q = encode(ex, ex.question);
-    p.insert(p.end(), q.begin(), q.end());
-    auto a = encode(ex, ex.answer);
-    RESSA_CHECK(!a.empty(), "[load_calibration_set] ", where, ": example '", ex.id, "' has an empty answer");
-    a.push_back(tok.eos_id());
-    RESSA_CHECK(static_cast<int64_t>(p.size() + a.size()) <= cfg.text.max_position_embeddings,
-                "[load_calibration_set] ", where, ": example '", ex.id, "' is ", p.size() + a.size(),
-                " tokens, longer than max_position_embeddings ", cfg.text.max_position_embeddings);
-    set.prompt.push_back(std::move(p));
-    set.answer.push_back(std::move(a));
-    set.examples.push_back(ex);
-  }
-  const int64_t S = cfg.vision.image_size;
-  set.images = torch::empty({static_cast<int64_t>(files.size()), 3, S, S}, torch::kUInt8);
-  for (size_t i = 0; i < files.size(); ++i) {
-    data::Image img = data::load_image(dir + "/" + files[i]);
-    if (img.width != S || img.height != S) img = data::resize_bilinear(img, static_cast<int>(S), static_cast<int>(S));
-    set.images[static_cast<int64_t>(i)].copy_(torch::from_blob(img.rgb.data(), {S, S, 3}, torch::kUInt8).permute({2, 0, 1}));
-  }
-  return set;
+train::VqaSet load_calibration_set(const data::DataSource& data, const data::Processor& proc,
+                                   const io::LlavaConfig& cfg, int64_t k, uint64_t seed) {
+  const data::Samples samples = data::read_samples(data, "train");
+  RESSA_CHECK(!samples.items.empty(), "[load_calibration_set] ", samples.where, ": no examples");
+  return train::build_vqa_set(samples, calib_indices(static_cast<int64_t>(samples.items.size()), k, seed), proc, cfg);
 }
 
 namespace {
@@ -285,7 +248,7 @@ class CalibrationWalk {
     nb_ = static_cast<int64_t>(batches.size());
     hid_.resize(nb_), ids_.resize(nb_), attn_.resize(nb_);
     for (int64_t b = 0; b < nb_; ++b) {
-      auto bt = train::make_train_batch(calib, batches[b], net_->config, tok, device);
+      auto bt = train::make_train_batch(calib, batches[b], tok, device);
       hid_[b] = net_->vision_tower->vision_model->embed(bt.pixels);
       ids_[b] = bt.ids;
       attn_[b] = bt.attn;
@@ -500,20 +463,22 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   return rep;
 }
 
-PruneReport prune_model_dir(const std::string& dense_dir, const std::string& data_dir, const std::string& out_dir,
+PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource& data, const std::string& out_dir,
                             const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
   o.validate();
   RESSA_CHECK_ARG(!out_dir.empty(), "[prune] --out must not be empty");
   RESSA_CHECK_ARG(fs::is_directory(dense_dir), "[prune] --model ", dense_dir, ": model directory not found");
-  RESSA_CHECK_ARG(fs::is_directory(data_dir), "[prune] --data ", data_dir, ": dataset directory not found");
+  RESSA_CHECK_ARG(fs::exists(data.path), "[prune] --data ", data.path,
+                  ": not found (a dataset directory or a LLaVA conversation .json file)");
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
-  check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data_dir}});
+  check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data.path}});
   auto lm = model::load_model(dense_dir, device);
   plan_targets(lm.model, o);  // checked before the calibration set is read
-  auto tok = io::Tokenizer::load_dir(dense_dir);  // tokenizer.json + tokenizer_config.json
-  if (progress) progress("loading calibration examples from " + data_dir, false);
-  auto set = load_calibration_set(data_dir, tok, lm.model->config, o.calib_samples, o.seed);
+  const auto proc = data::Processor::load_dir(dense_dir, lm.model->config);
+  const io::Tokenizer& tok = proc.tokenizer();
+  if (progress) progress("loading calibration examples from " + data.path, false);
+  auto set = load_calibration_set(data, proc, lm.model->config, o.calib_samples, o.seed);
   auto rep = prune_model(lm.model, set, tok, o, device, progress);
 
   const std::string pattern = combined_pattern(o.vision, o.language);

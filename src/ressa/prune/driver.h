@@ -68,9 +68,10 @@ struct PruneReport {
 // k-subset (Fisher-Yates with mt19937_64, portable across standard libraries), sorted ascending.
 std::vector<int64_t> calib_indices(int64_t n, int64_t k, uint64_t seed);
 
-// Loads only the examples calib_indices(|train|, k, seed) of <data_dir>/train.jsonl (images
-// decoded at the config's size), in that order. A word the tokenizer lacks is an error.
-train::VqaSet load_calibration_set(const std::string& data_dir, const io::Tokenizer& tok,
+// Prepares only the examples calib_indices(n, k, seed) of the source's train split (a dataset
+// directory) or of its n conversations (a LLaVA conversation file), in that order, through the
+// model's processor: the whole rendered conversation is what calibration runs.
+train::VqaSet load_calibration_set(const data::DataSource& data, const data::Processor& proc,
                                    const io::LlavaConfig& cfg, int64_t k, uint64_t seed);
 
 // Prunes `net` (on `device`) in place: each targeted Linear gets its pruned weight and `mask`
@@ -85,14 +86,14 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
                         const ProgressSink& progress = {});
 
 // The whole `ressa prune` job: loads the dense model directory, its tokenizer.json and the
-// calibration examples of <data_dir>, prunes, and writes <out_dir> atomically: a normal model
+// calibration examples of `data`, prunes, and writes <out_dir> atomically: a normal model
 // directory (weights with the zeros, masks.safetensors, the dense tokenizer.json copied) plus
 // prune.json {method, pattern, vision_pattern, language_pattern, vision_sparsity,
 // language_sparsity, granularity, calib, calib_samples, seed, allocation, owl, targets, ignore,
 // overrides, layers [{name, tower, pattern, sparsity}], recipe, dense_model {path, fingerprint},
 // ressa_version} and recipe.yaml (the same recipe, for `ressa prune --recipe`). Nothing is
 // created at out_dir unless the whole job succeeds.
-PruneReport prune_model_dir(const std::string& dense_dir, const std::string& data_dir, const std::string& out_dir,
+PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource& data, const std::string& out_dir,
                             const PruneModelOptions& opts, const torch::Device& device,
                             const ProgressSink& progress = {});
 

@@ -72,7 +72,10 @@ void RepairOptions::validate() const {
   lo.validate();
   RESSA_CHECK_ARG(fs::is_directory(dense_dir), "[repair] --dense ", dense_dir, ": directory not found");
   RESSA_CHECK_ARG(fs::is_directory(pruned_dir), "[repair] --pruned ", pruned_dir, ": directory not found");
-  RESSA_CHECK_ARG(fs::is_directory(data_dir), "[repair] --data ", data_dir, ": directory not found");
+  RESSA_CHECK_ARG(fs::exists(data_dir), "[repair] --data ", data_dir,
+                  ": not found (a dataset directory or a LLaVA conversation .json file)");
+  RESSA_CHECK_ARG(image_folder.empty() || fs::is_directory(image_folder), "[repair] --image-folder ", image_folder,
+                  ": directory not found");
   for (const char* f : {"prune.json", "masks.safetensors", "tokenizer.json"})
     RESSA_CHECK_ARG(fs::exists(fs::path(pruned_dir) / f), "[repair] --pruned ", pruned_dir, " has no ", f,
                     " (expected a model directory written by ressa prune)");
@@ -113,10 +116,16 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   RESSA_CHECK_ARG(lm.has_masks, "[repair] --pruned ", o.pruned_dir, ": no masks loaded");
   auto& net = lm.model;
   const auto& cfg = net->config;
-  auto tok = io::Tokenizer::load_dir(o.pruned_dir);  // tokenizer.json + tokenizer_config.json
-  auto train_set = train::load_vqa_split(o.data_dir, "train", tok, cfg);
+  // The pruned model's processor (its tokenizer, chat template and image processor, copied from
+  // the dense model): the prompts the model answers at eval and generate time.
+  const auto proc = data::Processor::load_dir(o.pruned_dir, cfg);
+  const io::Tokenizer& tok = proc.tokenizer();
+  const data::DataSource source(o.data_dir, o.image_folder);
+  auto train_set = train::load_vqa_set(source, "train", proc, cfg);
   train::VqaSet val_set;
-  if (o.val_limit > 0) val_set = train::load_vqa_split(o.data_dir, "val", tok, cfg, o.val_limit);
+  // A conversation file has no val split: repair trains on all of it and scores nothing.
+  const int64_t val_limit = source.is_conversation_file() ? 0 : o.val_limit;
+  if (val_limit > 0) val_set = train::load_vqa_set(source, "val", proc, cfg, val_limit);
 
   RepairResult res;
   res.teacher = attach_dense_teacher(net, o.dense_dir, o.pruned_dir, rt.device);
@@ -130,18 +139,19 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
 
   auto evaluate = [&](bool teacher) {
     eval::EvalOptions eo;
+    eo.eos_ids = proc.eos_ids();
     net->set_teacher_mode(teacher);
     auto r = eval::evaluate(net, val_set, tok, eo, rt.device);
     net->set_teacher_mode(false);
     res.val_n = r.n;
     return r.accuracy;
   };
-  if (o.val_limit > 0 && root) {
+  if (val_limit > 0 && root) {
     say("evaluating the dense teacher and the pruned student on " + std::to_string(val_set.size()) + " val examples");
     res.val_dense = evaluate(true);
     res.val_before = evaluate(false);
   }
-  if (rt.group && o.val_limit > 0) rt.group->root_done("evaluation before repair");
+  if (rt.group && val_limit > 0) rt.group->root_done("evaluation before repair");
 
   train::LoopOptions lo = o.loop;
   lo.seed = o.seed;
@@ -154,7 +164,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
     if (o.interrupt_after > 0 && calls++ == o.interrupt_after)
       fail("[repair] interrupted after ", o.interrupt_after, " steps (interrupt_after)");
     net->train();
-    auto b = train::make_train_batch(train_set, idx, cfg, tok, rt.device);
+    auto b = train::make_train_batch(train_set, idx, tok, rt.device);
     // The objective averages over answer positions: weight = their count (loss_mask is 0/1).
     return train::StepLoss(repair_loss(net, b, o.kd_weight, o.temperature).total, b.loss_mask.sum().item<double>());
   };
@@ -171,7 +181,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   res.sparsity = eval::sparsity_report(net, n, m);
   RESSA_CHECK(o.adapter.kind == model::AdapterKind::Lora || !res.sparsity.nm_checked || res.sparsity.nm_valid,
               "[repair] merged model violates the ", n, ":", m, " pattern of ", o.pruned_dir, "; not written");
-  if (o.val_limit > 0) res.val_after = evaluate(false);
+  if (val_limit > 0) res.val_after = evaluate(false);
 
   nlohmann::json rep = {
       {"adapter", model::to_string(o.adapter.kind)},

@@ -16,7 +16,9 @@ namespace ressa::repair {
 struct RepairOptions {
   std::string dense_dir;     // the dense model the pruned one came from (the teacher)
   std::string pruned_dir;    // the pruned model: weights + masks.safetensors + prune.json + tokenizer.json
-  std::string data_dir;      // VQA dataset directory (train split trains, val split evaluates)
+  std::string data_dir;      // VQA dataset directory (train split trains, val split evaluates), or a
+                             // LLaVA conversation file (every item trains; no validation)
+  std::string image_folder;  // conversation file: images relative to this (default: the file's directory)
   std::string out_dir;       // repaired model directory to write
   AdapterOptions adapter;    // kind, targets, ranks, alpha
   double kd_weight = 0.1;    // λ: weight of the distillation term (0 = CE only)

@@ -84,7 +84,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
     // Question order: a pure function of (seed, step, unit) -- resumable, and the same however
     // the batch is sharded over processes.
     const uint64_t order_seed = (o.seed + 1) * 0xD1B54A32D192ED03ull ^ static_cast<uint64_t>(current_step) * 0x100000001B3ull;
-    auto b = make_packed_batch(train_set, units, idx, order_seed, cfg, tok, rt.device);
+    auto b = make_packed_batch(train_set, units, idx, order_seed, tok, rt.device);
     return StepLoss(answer_cross_entropy(net->forward(b.pixels, b.ids, b.attn), b), b.loss_mask.sum().item<double>());
   };
   hooks.validate = [&]() {
@@ -102,10 +102,10 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   res.params = n_params;
   // Forward+backward ≈ 6 FLOP per parameter per token (attention scores excluded).
   double tokens = 0;  // per training sequence
-  const double shared = 1.0 + static_cast<double>(cfg.image_tokens());
+  const double shared = static_cast<double>(train_set.image_prefix);
   for (const auto& u : units) {
     tokens += shared;
-    for (auto i : u) tokens += static_cast<double>(train_set.prompt[i].size() + train_set.answer[i].size()) - shared;
+    for (auto i : u) tokens += static_cast<double>(train_set.sequence[i].size()) - shared;
   }
   tokens /= static_cast<double>(n_units);
   res.questions_per_s = res.loop.examples_per_s * static_cast<double>(train_set.size()) / static_cast<double>(n_units);
