@@ -59,6 +59,7 @@ void register_eval(CLI::App& app) {
     // needs the dense weights.
     model::LoadOptions lo;
     lo.release_dense = !f->dense_kernels;
+    lo.map_weights = true;  // dense Linear weights read in place from the file, in its dtype
     auto lm = model::load_model(f->model, rt.device, lo);
     int64_t sparse_layers = 0;
     std::string values;  // storage of the compressed layers' values: f32, bf16 or f16

@@ -41,6 +41,7 @@ void register_generate(CLI::App& app) {
     auto rt = setup(f->c);
     model::LoadOptions lo;
     lo.release_dense = true;  // inference only
+    lo.map_weights = true;
     auto lm = model::load_model(f->model, rt.device, lo);
     auto pixels = torch::from_blob(const_cast<float*>(px.pixels.data()), {1, 3, px.height, px.width}, torch::kFloat32);
     eval::GenerateOptions go;

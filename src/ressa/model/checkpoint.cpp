@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -295,17 +296,66 @@ void check_dense_tensors(const io::Checkpoint& ckpt, const std::vector<std::pair
 }
 
 // Copies every tensor into the model (compressed layers: their dense form, unless released).
-void copy_tensors(const io::Checkpoint& ckpt, const std::vector<std::pair<std::string, torch::Tensor>>& expected,
-                  const std::map<std::string, CompressedRead>& compressed, bool released) {
+// Whether every value of a float tensor in the file is finite, read from its bits in place: no
+// temporary the size of the tensor (torch::isfinite on a 7B model's weights would allocate, and
+// the allocator keep, gigabytes of them).
+bool all_finite(const io::TensorInfo& info, const uint8_t* p) {
+  const size_t n = info.end - info.begin;
+  auto scan = [&](auto word, auto exponent) {
+    using W = decltype(word);
+    for (size_t i = 0; i + sizeof(W) <= n; i += sizeof(W)) {
+      W w;
+      std::memcpy(&w, p + i, sizeof(W));
+      if ((w & exponent) == exponent) return false;  // exponent all ones: Inf or NaN
+    }
+    return true;
+  };
+  switch (info.dtype) {
+    case io::DType::F16: return scan(uint16_t{}, uint16_t{0x7C00});
+    case io::DType::BF16: return scan(uint16_t{}, uint16_t{0x7F80});
+    case io::DType::F32: return scan(uint32_t{}, uint32_t{0x7F800000u});
+    case io::DType::F64: return scan(uint64_t{}, uint64_t{0x7FF0000000000000ull});
+    default: return true;
+  }
+}
+
+// A read-only view of a checkpoint tensor in its stored dtype that keeps the mapping alive; an
+// undefined tensor when the data is not aligned to its element size (then it is copied).
+torch::Tensor mapped_view(const std::shared_ptr<const io::Checkpoint>& ckpt, const std::string& name) {
+  const io::TensorInfo& info = ckpt->info(name);
+  const torch::ScalarType st = info.dtype == io::DType::F16    ? torch::kHalf
+                               : info.dtype == io::DType::BF16 ? torch::kBFloat16
+                               : info.dtype == io::DType::F32  ? torch::kFloat32
+                                                               : torch::kFloat64;
+  const uint8_t* p = ckpt->data(name);
+  if (reinterpret_cast<uintptr_t>(p) % io::dtype_size(info.dtype) != 0) return {};
+  std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
+  return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {}, torch::TensorOptions().dtype(st));
+}
+
+void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, const io::Checkpoint& ckpt,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                  const std::map<std::string, CompressedRead>& compressed, const std::set<std::string>& map_names,
+                  bool released) {
   torch::NoGradGuard ng;
   for (auto& [name, t] : expected) {
     if (auto it = compressed.find(name); it != compressed.end()) {
       if (!released) t.copy_(it->second.weight->to_dense());
       continue;
     }
-    auto src = to_torch(ckpt.info(name), ckpt.data(name));
-    RESSA_CHECK(torch::isfinite(src).all().item<bool>(), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
-                " contains NaN or Inf");
+    if (mapped && map_names.count(name)) {
+      if (auto view = mapped_view(mapped, name); view.defined()) {
+        RESSA_CHECK(all_finite(ckpt.info(name), ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ",
+                    name, " contains NaN or Inf");
+        t.set_data(view);  // frees the uninitialised fp32 weight the model was built with
+        continue;
+      }
+    }
+    const io::TensorInfo& info = ckpt.info(name);
+    auto src = to_torch(info, ckpt.data(name));
+    // float64 values can overflow float32: check after the conversion.
+    RESSA_CHECK(info.dtype == io::DType::F64 ? torch::isfinite(src).all().item<bool>() : all_finite(info, ckpt.data(name)),
+                "[load_model] ", ckpt.file_of(name), ": tensor ", name, " contains NaN or Inf");
     t.copy_(src);
   }
 }
@@ -347,11 +397,15 @@ std::map<std::string, torch::Tensor> read_masks(const std::string& dir, Llava& m
 LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts) {
   RESSA_CHECK(fs::is_directory(dir), "[load_model] ", dir, ": model directory not found");
   auto cfg = io::load_config((fs::path(dir) / "config.json").string());
-  auto ckpt = io::Checkpoint::open_dir(dir);
+  const auto shared_ckpt = std::make_shared<const io::Checkpoint>(io::Checkpoint::open_dir(dir));
+  const io::Checkpoint& ckpt = *shared_ckpt;
   cfg.key_layout = ckpt.layout();  // written back the same way
   LoadedModel out;
   out.dir = dir;
-  out.model = Llava(cfg);
+  {
+    SkipWeightInit no_init;  // every weight is read below (docs/architecture.md, "Memory when loading")
+    out.model = Llava(cfg);
+  }
   auto expected = checkpoint_tensors(out.model);
   auto cl = find_compressed_layers(dir, out.model);
   if (cl.comp) {
@@ -370,7 +424,11 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
   check_tensor_names(dir, ckpt, out.model, expected, cl);
   const auto compressed = read_compressed_layers(dir, ckpt, expected, cl, !release);
   check_dense_tensors(ckpt, expected, cl);
-  copy_tensors(ckpt, expected, compressed, release);
+  std::set<std::string> map_names;  // the Linear weights read as views of the mapping
+  if (opts.map_weights && device.is_cpu())
+    for (auto& [lname, lin] : linears_by_name(out.model)) map_names.insert(lname + ".weight");
+  copy_tensors(opts.map_weights && device.is_cpu() ? shared_ckpt : nullptr, ckpt, expected, compressed, map_names,
+               release);
   auto masks = read_masks(dir, out.model);
   out.has_masks = !masks.empty() || fs::exists(fs::path(dir) / "masks.safetensors") || !compressed.empty();
 

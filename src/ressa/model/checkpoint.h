@@ -54,6 +54,13 @@ struct LoadOptions {
   // process holds the compressed bytes instead of dense + mask + compressed. Such a model can
   // only run forward passes through the sparse kernels.
   bool release_dense = false;
+  // Inference only (ressa eval, generate): every dense Linear weight stays in the checkpoint's
+  // dtype as a read-only view of the mapped file, with no copy (the mapping lives as long as the
+  // weights); each layer widens it to fp32 for its product. An fp16 7B model then holds its
+  // 13.5 GB of Linear weights once, as file pages, instead of 27 GB of fp32 copies. The weights
+  // must not be changed in place (prune, repair and merge load without it). Other tensors (norms,
+  // embeddings, biases) are fp32 copies as without it.
+  bool map_weights = false;
 };
 LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts = {});
 

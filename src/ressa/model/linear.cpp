@@ -8,6 +8,7 @@
 
 #include "ressa/core/error.h"
 #include "ressa/model/intraop.h"
+#include "ressa/sparse/half_gemv.h"
 #include "ressa/sparse/kernels.h"
 
 namespace ressa::model {
@@ -135,8 +136,43 @@ torch::Tensor dense_inference_linear(const torch::Tensor& x, const torch::Tensor
 
 namespace {
 
-// torch's linear, or the inference path above where it applies.
+// A decode-sized product (at most kHalfGemvMaxBatch rows of x) of an fp32 input with a 16-bit
+// weight, widened in registers (sparse/half_gemv.h); undefined where it does not apply.
+torch::Tensor half_inference_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+  const auto wt = w.scalar_type();
+  if (at::GradMode::is_enabled() || (wt != torch::kHalf && wt != torch::kBFloat16) || !x.device().is_cpu() ||
+      !w.device().is_cpu() || x.scalar_type() != torch::kFloat32 || w.dim() != 2 || !w.is_contiguous() ||
+      x.dim() < 1 || x.size(-1) != w.size(1) || x.numel() / std::max<int64_t>(1, w.size(1)) > sparse::kHalfGemvMaxBatch ||
+      x.numel() == 0 || (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu())))
+    return {};
+  const int64_t rows = w.size(0), cols = w.size(1);
+  auto x2 = x.reshape({-1, cols}).contiguous();
+  const int64_t batch = x2.size(0);
+  auto y = torch::empty({batch, rows}, x2.options());
+  const auto t = wt == torch::kHalf ? sparse::ValueType::f16 : sparse::ValueType::bf16;
+  const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
+  const float* xp = x2.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const sparse::Isa isa = sparse::active_isa();
+  const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(1, cols * batch));
+  intraop_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    sparse::half_gemv_rows(isa, t, wp, rows, cols, r0, r1, xp, batch, yp);
+  });
+  if (bias.defined()) y.add_(bias);
+  auto out_shape = x.sizes().vec();
+  out_shape.back() = rows;
+  return y.view(out_shape);
+}
+
+// torch's linear, or the inference paths above where they apply. A weight held in another dtype
+// than the input (an fp16 / bf16 checkpoint's weights kept as stored, LoadOptions::map_weights)
+// is read in place at decode sizes, else widened for this product only: the layer computes in
+// the input's dtype.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+  if (w.scalar_type() != x.scalar_type()) {
+    if (auto y = half_inference_linear(x, w, bias); y.defined()) return y;
+    return linear(x, w.to(x.scalar_type()), bias);
+  }
   if (auto y = dense_inference_linear(x, w, bias); y.defined()) return y;
   return torch::nn::functional::linear(x, w, bias);
 }
@@ -244,9 +280,17 @@ class LoraAdapter final : public LowRankAdapter {
 
 // ---- LinearImpl ----
 
+namespace {
+thread_local bool skip_weight_init = false;
+}  // namespace
+
+SkipWeightInit::SkipWeightInit() : previous_(skip_weight_init) { skip_weight_init = true; }
+SkipWeightInit::~SkipWeightInit() { skip_weight_init = previous_; }
+bool SkipWeightInit::active() { return skip_weight_init; }
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (!SkipWeightInit::active()) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));

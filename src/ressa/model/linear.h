@@ -95,6 +95,22 @@ class Adapter {
   virtual double lora_scale() const { return 0.0; }
 };
 
+// While one is alive on this thread, LinearImpl's constructor leaves its weight uninitialised:
+// load_model builds models under it because every weight is then read from the checkpoint, and
+// pages of an uninitialised allocation are never touched, so a 7B model's fp32-sized weights cost
+// no memory before they are replaced (docs/architecture.md, "Memory when loading").
+class SkipWeightInit {
+ public:
+  SkipWeightInit();
+  ~SkipWeightInit();
+  SkipWeightInit(const SkipWeightInit&) = delete;
+  SkipWeightInit& operator=(const SkipWeightInit&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias);
