@@ -95,6 +95,31 @@ TEST(PruneLayerStats, ReconErrorFromInputsAndGram) {
   EXPECT_THROW(recon_error(w, wp.t(), x), std::invalid_argument);
 }
 
+TEST(PruneLayerStats, WithoutHessianTheErrorComesFromASystematicSample) {
+  // 1300 rows: the sample is every 4th row (1300/2 = 650 rows would exceed 512), whatever the
+  // batch boundaries; the layer error is the direct error over exactly those rows.
+  torch::manual_seed(9);
+  auto x = torch::randn({1300, 6}, torch::kFloat64), w = torch::randn({3, 6}, torch::kFloat64);
+  auto wp = w * (torch::rand({3, 6}) > 0.5);
+  LayerStats one(6, false), parts(6, false);
+  one.add_batch(x);
+  const std::vector<int64_t> bounds = {0, 7, 520, 1023, 1100, 1300};
+  for (size_t i = 0; i + 1 < bounds.size(); ++i) parts.add_batch(x.slice(0, bounds[i], bounds[i + 1]));
+  auto every4 = x.index({torch::arange(0, 1300, 4)});
+  ASSERT_EQ(one.sample().size(0), 325);
+  EXPECT_TRUE(torch::equal(one.sample(), every4));
+  EXPECT_TRUE(torch::equal(parts.sample(), every4));
+  EXPECT_DOUBLE_EQ(one.layer_error(w, wp), recon_error(w, wp, every4));
+  EXPECT_NE(one.layer_error(w, wp), recon_error(w, wp, x));  // an estimate, not the exact error
+  // Up to 512 rows it is the exact error; with a Hessian it is exact over every row.
+  LayerStats few(6, false), exact(6, true);
+  few.add_batch(x.slice(0, 0, 512));
+  EXPECT_NEAR(few.layer_error(w, wp), recon_error(w, wp, x.slice(0, 0, 512)), 1e-12);
+  exact.add_batch(x);
+  EXPECT_NEAR(exact.layer_error(w, wp), recon_error(w, wp, x), 1e-9);
+  EXPECT_FALSE(exact.sample().defined());
+}
+
 TEST(PruneMethods, MagnitudeRanksAbsoluteValue) {
   auto w = torch::tensor({{-10.f, 0.5f, 2.f, -0.1f}});
   LayerStats none(4, false);

@@ -361,7 +361,13 @@ class Pruner final : public CalibrationWalk {
 
  private:
   bool changes_stage() const override { return o_.calib == Calib::Sequential; }
-  bool needs_hessian() const override { return true; }  // SparseGPT, and every layer's reconstruction error
+  // SparseGPT's update needs H = 2/n XᵀX (d_in² float64 per layer input, built over every
+  // calibration row: most of a Wanda run's time when it was built for every method); the others
+  // measure each layer's error on a sample of its input rows (LayerStats::layer_error).
+  bool needs_hessian() const override {
+    return o_.method == Method::SparseGPT ||
+           (o_.method == Method::DSnoT && o_.method_opts.dsnot_base == Method::SparseGPT);
+  }
 
   void visit(std::vector<Target>& ts, const Collector& col) override {
     for (size_t i = 0; i < ts.size(); ++i) {
@@ -376,7 +382,7 @@ class Pruner final : public CalibrationWalk {
       lr.name = t.name;
       lr.tower = t.tower;
       lr.pattern = t.pattern.to_string();
-      lr.recon_error = recon_error_gram(w, res.weight, st->hessian());
+      lr.recon_error = st->layer_error(w, res.weight);
       lr.sparsity = sparsity(res.weight);
       lr.calib_rows = st->nsamples();
       lr.input_sq_mean = st->col_norm_sq().sum().item<double>() / (static_cast<double>(st->nsamples()) * st->d_in());

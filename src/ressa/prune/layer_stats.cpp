@@ -39,6 +39,23 @@ void LayerStats::add_batch(const torch::Tensor& x) {
     // sparsegpt.py: H *= n/(n+k); n += k; H += (sqrt(2/n) X)ᵀ(sqrt(2/n) X)  ->  H = 2/n XᵀX.
     H_ *= static_cast<double>(n_) / nk;
     H_.addmm_(rows.t(), rows, /*beta=*/1.0, /*alpha=*/2.0 / nk);
+  } else {
+    for (int64_t i = 0; i < k; ++i) {
+      if ((n_ + i) % stride_ != 0) continue;
+      sample_.push_back(rows[i].clone());
+      if (static_cast<int64_t>(sample_.size()) == 2 * kSampleRows) {  // keep every other: stride doubles
+        std::vector<torch::Tensor> half;
+        for (size_t j = 0; j < sample_.size(); j += 2) half.push_back(sample_[j]);
+        sample_ = std::move(half);
+        stride_ *= 2;
+      }
+    }
+    if (static_cast<int64_t>(sample_.size()) > kSampleRows) {  // trim to the cap, keeping the stride's rows
+      std::vector<torch::Tensor> half;
+      for (size_t j = 0; j < sample_.size(); j += 2) half.push_back(sample_[j]);
+      sample_ = std::move(half);
+      stride_ *= 2;
+    }
   }
   n_ += k;
 }
@@ -70,6 +87,17 @@ torch::Tensor LayerStats::hessian() const {
 }
 
 void LayerStats::free_hessian() { H_ = torch::Tensor(); }
+
+torch::Tensor LayerStats::sample() const {
+  require_rows("sample");
+  if (need_hessian_) return {};
+  return torch::stack(sample_);
+}
+
+double LayerStats::layer_error(const torch::Tensor& w, const torch::Tensor& w_pruned) const {
+  if (need_hessian_) return recon_error_gram(w, w_pruned, hessian());
+  return recon_error(w, w_pruned, sample());
+}
 
 namespace {
 double ratio_or_inf(double num, double den) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace ressa::prune {
 
 // Accumulates statistics of a Linear layer's inputs X over calibration batches. All statistics
@@ -10,6 +12,11 @@ namespace ressa::prune {
 class LayerStats {
  public:
   // need_hessian: also accumulate H = 2/n XᵀX ([d_in, d_in] float64, needed by SparseGPT).
+  // Without it, a systematic sample of at most kSampleRows rows of X is kept instead (every
+  // stride-th row, the stride doubling whenever the sample fills: rows from every batch, the
+  // same rows for the same inputs), enough to measure the layer's reconstruction error without
+  // the d_in² Hessian (Wanda, magnitude: docs/method.md §1 "Layer error").
+  static constexpr int64_t kSampleRows = 512;
   LayerStats(int64_t d_in, bool need_hessian);
 
   // x [..., d_in], any floating dtype; rows are x.reshape(-1, d_in). Empty batches are ignored.
@@ -24,6 +31,10 @@ class LayerStats {
   torch::Tensor col_var() const;      // [d_in] f64: population variance of x_j (DSnoT)
   torch::Tensor hessian() const;      // [d_in, d_in] f64: 2/n XᵀX (running average as sparsegpt.py)
   void free_hessian();                // drop H once the layer is pruned
+  torch::Tensor sample() const;       // [m, d_in] f64, m <= kSampleRows (undefined with a Hessian)
+  // recon_error_gram over the Hessian when one is kept (exact over all n rows), else recon_error
+  // over the sample.
+  double layer_error(const torch::Tensor& w, const torch::Tensor& w_pruned) const;
 
  private:
   void require_rows(const char* fn) const;
@@ -33,6 +44,8 @@ class LayerStats {
   int64_t n_ = 0;
   torch::Tensor sum_sq_, mean_, m2_;  // [d_in] f64; m2_ = Σ (x - mean)², merged per batch (Chan)
   torch::Tensor H_;                   // [d_in, d_in] f64
+  std::vector<torch::Tensor> sample_;  // kept rows, each [d_in] f64 (no Hessian)
+  int64_t stride_ = 1;                 // row i (0-based over all batches) is kept when i % stride_ == 0
 };
 
 // Relative layer reconstruction error ||XWᵀ - XŴᵀ||² / ||XWᵀ||² for w, w_pruned [d_out, d_in]
