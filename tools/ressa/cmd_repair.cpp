@@ -36,6 +36,9 @@ void register_repair(CLI::App& app) {
   cmd->add_option("--alpha", o.adapter.alpha, "LoRA alpha (scale = alpha / rank)")->capture_default_str();
   cmd->add_option("--steps", o.loop.steps, "optimizer steps")->capture_default_str();
   cmd->add_option("--batch", o.loop.batch, "examples per step")->capture_default_str();
+  cmd->add_option("--micro-batch", o.loop.micro_batch,
+                  "run each step's batch in chunks of N examples, accumulating gradients (less memory; 0 = whole batch)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lr", o.loop.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", o.loop.warmup, "warm-up steps")->capture_default_str();
   cmd->add_option("--weight-decay", o.loop.weight_decay, "AdamW weight decay")->capture_default_str();

@@ -25,6 +25,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--steps", f->o.loop.steps, "optimizer steps (default: the preset's recipe)");
   cmd->add_option("--epochs", f->o.epochs, "passes over the training split (overrides --steps)");
   cmd->add_option("--batch", f->o.loop.batch, "examples per step (default: the preset's recipe)")->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", f->o.loop.micro_batch,
+                  "run each step's batch in chunks of N examples, accumulating gradients (less memory; 0 = whole batch)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lr", f->o.loop.lr, "peak learning rate (default: the preset's recipe)");
   cmd->add_option("--warmup", f->o.loop.warmup, "warm-up steps (default: the preset's recipe)");
   cmd->add_option("--weight-decay", f->o.loop.weight_decay, "AdamW weight decay");

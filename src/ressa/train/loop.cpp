@@ -18,6 +18,7 @@ namespace ressa::train {
 void LoopOptions::validate() const {
   RESSA_CHECK_ARG(steps > 0, "[train] --steps must be > 0, got ", steps);
   RESSA_CHECK_ARG(batch > 0, "[train] --batch must be > 0, got ", batch);
+  RESSA_CHECK_ARG(micro_batch >= 0, "[train] --micro-batch must be >= 0, got ", micro_batch);
   RESSA_CHECK_ARG(lr > 0 && std::isfinite(lr), "[train] --lr must be > 0, got ", lr);
   RESSA_CHECK_ARG(min_lr_ratio >= 0 && min_lr_ratio <= 1, "[train] min_lr_ratio must be in [0,1], got ", min_lr_ratio);
   RESSA_CHECK_ARG(warmup >= 0, "[train] --warmup must be >= 0, got ", warmup);
@@ -27,6 +28,45 @@ void LoopOptions::validate() const {
   RESSA_CHECK_ARG(!group || batch >= group->size(), "[train] --batch ", batch, " is the global batch and must be >= the ",
                   group ? group->size() : 1, " processes (each takes a share)");
 }
+
+namespace {
+void check_loss(double lv, int64_t step) {
+  RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
+              " (diverged); nothing was written for this step — lower --lr or check the data");
+}
+
+// LoopOptions::micro_batch: each chunk's Σ (its mean × its weight) is backpropagated as it is
+// computed (its activations freed), then the gradients are divided by the total weight, after
+// the ranks' totals are summed when there is a group. Returns the step's mean loss.
+double accumulate_chunks(const LoopHooks& hooks, const std::vector<int64_t>& local, int64_t chunk,
+                         const std::vector<torch::Tensor>& params, dist::Group* group, int64_t step) {
+  double sum = 0, weight = 0;
+  torch::Device device = torch::kCPU;
+  for (size_t b0 = 0; b0 < local.size(); b0 += static_cast<size_t>(chunk)) {
+    const std::vector<int64_t> part(local.begin() + b0,
+                                    local.begin() + std::min(local.size(), b0 + static_cast<size_t>(chunk)));
+    auto sl = hooks.loss(part);
+    device = sl.loss.device();
+    sum += sl.loss.item<double>() * sl.weight;
+    weight += sl.weight;
+    (sl.loss * sl.weight).backward();
+  }
+  if (group) {
+    auto stats = torch::tensor({sum, weight}, torch::kFloat64).to(device);
+    group->allreduce_sum(stats, "loss all-reduce");
+    stats = stats.cpu();
+    sum = stats[0].item<double>();
+    weight = stats[1].item<double>();
+  }
+  const double lv = weight > 0 ? sum / weight : 0.0;
+  check_loss(lv, step);
+  torch::NoGradGuard ng;
+  for (const auto& p : params)
+    if (p.grad().defined()) p.grad().mul_(weight > 0 ? 1.0 / weight : 0.0);
+  if (group) group->allreduce_gradients(params);
+  return lv;
+}
+}  // namespace
 
 double scheduled_lr(const LoopOptions& o, int64_t step) {
   if (step < o.warmup) return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup);
@@ -143,25 +183,26 @@ LoopResult run_loop(const std::vector<torch::Tensor>& params, int64_t n_examples
     const auto idx = batch_indices(o.seed, n_examples, o.batch, step);
     if (hooks.on_step) hooks.on_step(step);
     double lv = 0;
-    if (!dp) {
+    const auto local = dp ? dist::shard_indices(idx, o.group->rank(), o.group->size()) : idx;
+    if (o.micro_batch > 0 && o.micro_batch < static_cast<int64_t>(local.size())) {
+      lv = accumulate_chunks(hooks, local, o.micro_batch, params, dp ? o.group.get() : nullptr, step);
+    } else if (!dp) {
       auto loss = hooks.loss(idx).loss;
       lv = loss.item<double>();
-      RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
-                  " (diverged); nothing was written for this step — lower --lr or check the data");
+      check_loss(lv, step);
       loss.backward();
     } else {
       // Global mean = Σ_r weight_r·mean_r / Σ_r weight_r: all-reduce (weight·mean, weight) first,
       // backpropagate mean_r·weight_r/W, then sum the gradients over ranks. A NaN on any rank
       // reaches every rank through the sum, so all stop at the same step.
-      auto sl = hooks.loss(dist::shard_indices(idx, o.group->rank(), o.group->size()));
-      const double local = sl.loss.item<double>();
-      auto stats = torch::tensor({local * sl.weight, sl.weight}, torch::kFloat64).to(sl.loss.device());
+      auto sl = hooks.loss(local);
+      const double local_mean = sl.loss.item<double>();
+      auto stats = torch::tensor({local_mean * sl.weight, sl.weight}, torch::kFloat64).to(sl.loss.device());
       o.group->allreduce_sum(stats, "loss all-reduce");
       stats = stats.cpu();
       const double total = stats[1].item<double>();
       lv = total > 0 ? stats[0].item<double>() / total : 0.0;
-      RESSA_CHECK(std::isfinite(lv), "[train] loss is ", lv, " at step ", step + 1,
-                  " (diverged); nothing was written for this step — lower --lr or check the data");
+      check_loss(lv, step);
       (sl.loss * (total > 0 ? sl.weight / total : 0.0)).backward();
       o.group->allreduce_gradients(params);
     }

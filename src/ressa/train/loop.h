@@ -20,6 +20,11 @@ namespace ressa::train {
 struct LoopOptions {
   int64_t steps = 1000;            // optimizer steps
   int64_t batch = 32;              // examples per step
+  // Gradient accumulation: each process runs its share of a step's batch in chunks of at most
+  // this many examples, one forward and backward at a time, so activations are held for one
+  // chunk only (0 = the whole share at once). Same gradients as the whole share up to float
+  // rounding: each chunk's mean is backpropagated times its weight, the sum divided by the total.
+  int64_t micro_batch = 0;
   double lr = 1e-3;                // peak learning rate
   double min_lr_ratio = 0.1;       // cosine floor as a fraction of lr (1 = constant after warm-up)
   int64_t warmup = 100;            // linear warm-up steps
