@@ -128,6 +128,49 @@ TEST(Llava, CheckpointRoundTripKeepsLogits) {
   fs::remove_all(out);
 }
 
+TEST(Llava, Fp16WeightsReadInPlaceOrKeptIn16BitGiveTheSameModel) {
+  // The llava-1.5 layout fixture is fp16 on disk. Loaded as usual its Linear weights are fp32
+  // copies; with map_weights they are views of the file, with stored_dtype 16-bit copies: same
+  // values, and the same logits (prefill through widened BLAS, decode-sized steps through
+  // half_gemv) within float rounding.
+  const std::string dir = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava15_layout";
+  model::LoadOptions mapped, stored;
+  mapped.map_weights = true;
+  stored.stored_dtype = true;
+  auto a = model::load_model(dir, torch::kCPU), b = model::load_model(dir, torch::kCPU, mapped),
+       c = model::load_model(dir, torch::kCPU, stored);
+  auto lb = b.model->linears(), lc = c.model->linears();
+  size_t i = 0;
+  for (auto& [name, lin] : a.model->linears()) {
+    EXPECT_EQ(lin->weight.scalar_type(), torch::kFloat32) << name;
+    EXPECT_EQ(lb[i].second->weight.scalar_type(), torch::kHalf) << name;
+    EXPECT_EQ(lc[i].second->weight.scalar_type(), torch::kHalf) << name;
+    EXPECT_TRUE(torch::equal(lin->weight, lb[i].second->weight.to(torch::kFloat32))) << name;
+    EXPECT_TRUE(torch::equal(lin->weight, lc[i].second->weight.to(torch::kFloat32))) << name;
+    ++i;
+  }
+  torch::NoGradGuard ng;
+  torch::manual_seed(3);
+  const auto& cfg = a.model->config;
+  auto pixels = torch::randn({1, 3, cfg.vision.image_size, cfg.vision.image_size});
+  std::vector<int64_t> prompt{1, 3148, 1001};
+  prompt.insert(prompt.begin() + 1, cfg.image_tokens(), cfg.image_token_index);
+  auto ids = torch::tensor(prompt).unsqueeze(0);
+  auto mask = torch::ones_like(ids);
+  auto la = a.model->forward(pixels, ids, mask);
+  EXPECT_TRUE(torch::allclose(la, b.model->forward(pixels, ids, mask), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(la, c.model->forward(pixels, ids, mask), 1e-5, 1e-5));
+  // One decode step (a single row of x: the half_gemv path) after the prompt.
+  model::KvCache ca, cb;
+  a.model->decode(a.model->embed(ids, a.model->image_features(pixels)), mask, ca, true);
+  b.model->decode(b.model->embed(ids, b.model->image_features(pixels)), mask, cb, true);
+  auto next = torch::tensor({{42}});
+  auto ea = a.model->language_model->model->embed_tokens(next), eb = b.model->language_model->model->embed_tokens(next);
+  auto sa = a.model->decode(ea, torch::ones({1, 1}, torch::kInt64), ca, true);
+  auto sb = b.model->decode(eb, torch::ones({1, 1}, torch::kInt64), cb, true);
+  EXPECT_TRUE(torch::allclose(sa, sb, 1e-5, 1e-5)) << (sa - sb).abs().max().item<float>();
+}
+
 // SigLIP + Qwen2 (llava-interleave / onevision style) in the transformers >= 4.52 key layout.
 TEST(LlavaVariants, Qwen2SiglipMatchesPythonReference) {
   const std::string dir = std::string(RESSA_SOURCE_DIR) + "/tests/fixtures/llava_qwen2_siglip";

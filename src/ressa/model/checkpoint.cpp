@@ -333,9 +333,21 @@ torch::Tensor mapped_view(const std::shared_ptr<const io::Checkpoint>& ckpt, con
   return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {}, torch::TensorOptions().dtype(st));
 }
 
-void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, const io::Checkpoint& ckpt,
+// A copy of a 16-bit checkpoint tensor in its dtype (LoadOptions::stored_dtype); undefined for
+// other dtypes (they are widened to fp32 as without the option).
+torch::Tensor stored_copy(const io::TensorInfo& info, const uint8_t* data) {
+  if (info.dtype != io::DType::F16 && info.dtype != io::DType::BF16) return {};
+  std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
+  auto t = torch::empty(shape, torch::TensorOptions().dtype(info.dtype == io::DType::F16 ? torch::kHalf : torch::kBFloat16));
+  if (t.numel() > 0) std::memcpy(t.data_ptr(), data, info.end - info.begin);
+  return t;
+}
+
+// Linear weights named in `linear_weights` become views of the mapping (`mapped` non-null) or
+// copies in their stored dtype (`stored`); everything else is copied into the model's fp32 tensors.
+void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stored, const io::Checkpoint& ckpt,
                   const std::vector<std::pair<std::string, torch::Tensor>>& expected,
-                  const std::map<std::string, CompressedRead>& compressed, const std::set<std::string>& map_names,
+                  const std::map<std::string, CompressedRead>& compressed, const std::set<std::string>& linear_weights,
                   bool released) {
   torch::NoGradGuard ng;
   for (auto& [name, t] : expected) {
@@ -343,11 +355,13 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, const io:
       if (!released) t.copy_(it->second.weight->to_dense());
       continue;
     }
-    if (mapped && map_names.count(name)) {
-      if (auto view = mapped_view(mapped, name); view.defined()) {
-        RESSA_CHECK(all_finite(ckpt.info(name), ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ",
-                    name, " contains NaN or Inf");
-        t.set_data(view);  // frees the uninitialised fp32 weight the model was built with
+    if ((mapped || stored) && linear_weights.count(name)) {
+      const io::TensorInfo& info = ckpt.info(name);
+      auto kept = mapped ? mapped_view(mapped, name) : stored_copy(info, ckpt.data(name));
+      if (kept.defined()) {
+        RESSA_CHECK(all_finite(info, ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
+                    " contains NaN or Inf");
+        t.set_data(kept);  // frees the uninitialised fp32 weight the model was built with
         continue;
       }
     }
@@ -424,11 +438,10 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device, cons
   check_tensor_names(dir, ckpt, out.model, expected, cl);
   const auto compressed = read_compressed_layers(dir, ckpt, expected, cl, !release);
   check_dense_tensors(ckpt, expected, cl);
-  std::set<std::string> map_names;  // the Linear weights read as views of the mapping
-  if (opts.map_weights && device.is_cpu())
-    for (auto& [lname, lin] : linears_by_name(out.model)) map_names.insert(lname + ".weight");
-  copy_tensors(opts.map_weights && device.is_cpu() ? shared_ckpt : nullptr, ckpt, expected, compressed, map_names,
-               release);
+  std::set<std::string> linear_weights;  // read in place or kept in their stored dtype
+  for (auto& [lname, lin] : linears_by_name(out.model)) linear_weights.insert(lname + ".weight");
+  const bool map = opts.map_weights && device.is_cpu();
+  copy_tensors(map ? shared_ckpt : nullptr, opts.stored_dtype, ckpt, expected, compressed, linear_weights, release);
   auto masks = read_masks(dir, out.model);
   out.has_masks = !masks.empty() || fs::exists(fs::path(dir) / "masks.safetensors") || !compressed.empty();
 

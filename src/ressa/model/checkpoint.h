@@ -61,6 +61,11 @@ struct LoadOptions {
   // must not be changed in place (prune, repair and merge load without it). Other tensors (norms,
   // embeddings, biases) are fp32 copies as without it.
   bool map_weights = false;
+  // Every dense Linear weight is a copy in the checkpoint's dtype (fp16 / bf16 stay 16-bit; each
+  // layer widens it to fp32 for its product) instead of an fp32 copy: what `ressa prune` loads,
+  // which changes weights in place (a pruned or updated value is rounded to the stored dtype,
+  // as writing the model does anyway). Half the memory of an fp16 model's fp32 weights.
+  bool stored_dtype = false;
 };
 LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts = {});
 

@@ -376,7 +376,7 @@ class Pruner final : public CalibrationWalk {
       const auto& st = col.stats(i);
       RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", t.name, " received no calibration inputs");
       const auto t0 = std::chrono::steady_clock::now();
-      auto w = t.lin->weight.detach();
+      auto w = t.lin->weight.detach().to(torch::kFloat32);  // 16-bit when loaded in the stored dtype
       auto res = prune_matrix(w, *st, o_.method, t.pattern, o_.method_opts);
       LayerReport lr;
       lr.name = t.name;
@@ -418,7 +418,7 @@ class OutlierMeter final : public CalibrationWalk {
       if (!ts[i].allocated()) continue;
       const auto& st = col.stats(i);
       RESSA_CHECK(st && st->nsamples() > 0, "[prune_model] layer ", ts[i].name, " received no calibration inputs");
-      layers.push_back({ts[i].lin->weight.detach(), st->col_norm_sq()});
+      layers.push_back({ts[i].lin->weight.detach().to(torch::kFloat32), st->col_norm_sq()});
       weights += static_cast<double>(ts[i].lin->weight.numel());
     }
     if (layers.empty()) return;
@@ -479,7 +479,9 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
   check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data.path}});
-  auto lm = model::load_model(dense_dir, device);
+  model::LoadOptions lo;
+  lo.stored_dtype = true;  // an fp16 / bf16 model's Linear weights stay 16-bit while pruning
+  auto lm = model::load_model(dense_dir, device, lo);
   plan_targets(lm.model, o);  // checked before the calibration set is read
   const auto proc = data::Processor::load_dir(dense_dir, lm.model->config);
   const io::Tokenizer& tok = proc.tokenizer();
