@@ -18,27 +18,37 @@ namespace fs = std::filesystem;
 
 namespace ressa::model {
 
-torch::Tensor to_torch(const io::TensorInfo& info, const uint8_t* data) {
+namespace {
+torch::ScalarType scalar_type_of(const io::TensorInfo& info) {
   using io::DType;
-  torch::ScalarType st;
   switch (info.dtype) {
-    case DType::F64: st = torch::kFloat64; break;
-    case DType::F32: st = torch::kFloat32; break;
-    case DType::F16: st = torch::kFloat16; break;
-    case DType::BF16: st = torch::kBFloat16; break;
-    case DType::I64: st = torch::kInt64; break;
-    case DType::I32: st = torch::kInt32; break;
-    case DType::I16: st = torch::kInt16; break;
-    case DType::I8: st = torch::kInt8; break;
-    case DType::U8: st = torch::kUInt8; break;
-    case DType::BOOL: st = torch::kBool; break;
+    case DType::F64: return torch::kFloat64;
+    case DType::F32: return torch::kFloat32;
+    case DType::F16: return torch::kFloat16;
+    case DType::BF16: return torch::kBFloat16;
+    case DType::I64: return torch::kInt64;
+    case DType::I32: return torch::kInt32;
+    case DType::I16: return torch::kInt16;
+    case DType::I8: return torch::kInt8;
+    case DType::U8: return torch::kUInt8;
+    case DType::BOOL: return torch::kBool;
     default: fail("[to_torch] unsupported dtype for ", info.name);
   }
+}
+
+// A copy of the tensor's bytes in its stored dtype.
+torch::Tensor stored_bytes(const io::TensorInfo& info, const uint8_t* data) {
   std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
-  auto t = torch::empty(shape, torch::TensorOptions().dtype(st));
+  auto t = torch::empty(shape, torch::TensorOptions().dtype(scalar_type_of(info)));
   if (t.numel() > 0) std::memcpy(t.data_ptr(), data, info.end - info.begin);
+  return t;
+}
+}  // namespace
+
+torch::Tensor to_torch(const io::TensorInfo& info, const uint8_t* data) {
+  auto t = stored_bytes(info, data);
   if (t.is_floating_point()) return t.to(torch::kFloat32);
-  if (st == torch::kBool) return t.to(torch::kUInt8);
+  if (t.scalar_type() == torch::kBool) return t.to(torch::kUInt8);
   return t;
 }
 
@@ -323,24 +333,18 @@ bool all_finite(const io::TensorInfo& info, const uint8_t* p) {
 // undefined tensor when the data is not aligned to its element size (then it is copied).
 torch::Tensor mapped_view(const std::shared_ptr<const io::Checkpoint>& ckpt, const std::string& name) {
   const io::TensorInfo& info = ckpt->info(name);
-  const torch::ScalarType st = info.dtype == io::DType::F16    ? torch::kHalf
-                               : info.dtype == io::DType::BF16 ? torch::kBFloat16
-                               : info.dtype == io::DType::F32  ? torch::kFloat32
-                                                               : torch::kFloat64;
   const uint8_t* p = ckpt->data(name);
   if (reinterpret_cast<uintptr_t>(p) % io::dtype_size(info.dtype) != 0) return {};
   std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
-  return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {}, torch::TensorOptions().dtype(st));
+  return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {},
+                          torch::TensorOptions().dtype(scalar_type_of(info)));
 }
 
 // A copy of a 16-bit checkpoint tensor in its dtype (LoadOptions::stored_dtype); undefined for
 // other dtypes (they are widened to fp32 as without the option).
 torch::Tensor stored_copy(const io::TensorInfo& info, const uint8_t* data) {
   if (info.dtype != io::DType::F16 && info.dtype != io::DType::BF16) return {};
-  std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
-  auto t = torch::empty(shape, torch::TensorOptions().dtype(info.dtype == io::DType::F16 ? torch::kHalf : torch::kBFloat16));
-  if (t.numel() > 0) std::memcpy(t.data_ptr(), data, info.end - info.begin);
-  return t;
+  return stored_bytes(info, data);
 }
 
 // Linear weights named in `linear_weights` become views of the mapping (`mapped` non-null) or
@@ -355,8 +359,8 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stor
       if (!released) t.copy_(it->second.weight->to_dense());
       continue;
     }
+    const io::TensorInfo& info = ckpt.info(name);
     if ((mapped || stored) && linear_weights.count(name)) {
-      const io::TensorInfo& info = ckpt.info(name);
       auto kept = mapped ? mapped_view(mapped, name) : stored_copy(info, ckpt.data(name));
       if (kept.defined()) {
         RESSA_CHECK(all_finite(info, ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
@@ -365,7 +369,6 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stor
         continue;
       }
     }
-    const io::TensorInfo& info = ckpt.info(name);
     auto src = to_torch(info, ckpt.data(name));
     // float64 values can overflow float32: check after the conversion.
     RESSA_CHECK(info.dtype == io::DType::F64 ? torch::isfinite(src).all().item<bool>() : all_finite(info, ckpt.data(name)),
