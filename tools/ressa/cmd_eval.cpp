@@ -49,8 +49,7 @@ void register_eval(CLI::App& app) {
   cmd->callback([f, split] {
     require_dir("--model", f->model, "model directory");
     const data::DataSource source(f->data, f->image_folder);
-    RESSA_CHECK_ARG(std::filesystem::exists(f->data), "[eval] --data ", f->data,
-                    ": not found (a dataset directory or a LLaVA conversation .json file)");
+    source.validate();
     RESSA_CHECK_ARG(!source.is_conversation_file() || split->count() == 0, "[eval] --split applies to a dataset "
                     "directory; the conversation file ", f->data, " is evaluated whole (first question of each item)");
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}});

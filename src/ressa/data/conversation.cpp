@@ -100,22 +100,28 @@ Conversation to_conversation(const VqaExample& ex) {
 
 bool DataSource::is_conversation_file() const { return !std::filesystem::is_directory(path); }
 
+void DataSource::validate() const {
+  namespace fs = std::filesystem;
+  RESSA_CHECK_ARG(fs::exists(path), "[data] --data ", path,
+                  ": not found (a dataset directory or a LLaVA conversation .json file)");
+  RESSA_CHECK_ARG(image_folder.empty() || is_conversation_file(),
+                  "[data] --image-folder applies to a LLaVA conversation file; ", path,
+                  " is a dataset directory (its images are relative to it)");
+  RESSA_CHECK_ARG(image_folder.empty() || fs::is_directory(image_folder), "[data] --image-folder ", image_folder,
+                  ": directory not found");
+}
+
 Samples read_samples(const DataSource& source, const std::string& split) {
   namespace fs = std::filesystem;
+  source.validate();
   Samples out;
-  RESSA_CHECK_ARG(fs::exists(source.path), "[data] --data ", source.path,
-                  ": not found (a dataset directory or a LLaVA conversation .json file)");
   if (!source.is_conversation_file()) {
-    RESSA_CHECK_ARG(source.image_folder.empty(), "[data] --image-folder applies to a LLaVA conversation file; ",
-                    source.path, " is a dataset directory (its images are relative to it)");
     out.where = (fs::path(source.path) / (split + ".jsonl")).string();
     for (auto& ex : read_split(source.path, split))
       out.items.push_back({to_conversation(ex), image_path(source.path, ex), ex.family});
     return out;
   }
   out.where = source.path;
-  RESSA_CHECK_ARG(source.image_folder.empty() || fs::is_directory(source.image_folder), "[data] --image-folder ",
-                  source.image_folder, ": directory not found");
   const fs::path base = source.image_folder.empty() ? fs::path(source.path).parent_path() : fs::path(source.image_folder);
   for (auto& c : read_llava_conversations(source.path)) {
     const fs::path img(c.image);

@@ -44,6 +44,9 @@ struct DataSource {
   std::string path;
   std::string image_folder;  // conversation files: images relative to this, default the file's directory
   bool is_conversation_file() const;
+  // The flags' checks, before any work (std::invalid_argument naming --data or --image-folder):
+  // the path exists; --image-folder is given only with a conversation file, and is a directory.
+  void validate() const;
 };
 
 struct Sample {

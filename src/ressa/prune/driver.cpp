@@ -474,8 +474,7 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
   o.validate();
   RESSA_CHECK_ARG(!out_dir.empty(), "[prune] --out must not be empty");
   RESSA_CHECK_ARG(fs::is_directory(dense_dir), "[prune] --model ", dense_dir, ": model directory not found");
-  RESSA_CHECK_ARG(fs::exists(data.path), "[prune] --data ", data.path,
-                  ": not found (a dataset directory or a LLaVA conversation .json file)");
+  data.validate();
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
   check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data.path}});

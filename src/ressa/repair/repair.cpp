@@ -72,10 +72,7 @@ void RepairOptions::validate() const {
   lo.validate();
   RESSA_CHECK_ARG(fs::is_directory(dense_dir), "[repair] --dense ", dense_dir, ": directory not found");
   RESSA_CHECK_ARG(fs::is_directory(pruned_dir), "[repair] --pruned ", pruned_dir, ": directory not found");
-  RESSA_CHECK_ARG(fs::exists(data_dir), "[repair] --data ", data_dir,
-                  ": not found (a dataset directory or a LLaVA conversation .json file)");
-  RESSA_CHECK_ARG(image_folder.empty() || fs::is_directory(image_folder), "[repair] --image-folder ", image_folder,
-                  ": directory not found");
+  data::DataSource(data_dir, image_folder).validate();
   for (const char* f : {"prune.json", "masks.safetensors", "tokenizer.json"})
     RESSA_CHECK_ARG(fs::exists(fs::path(pruned_dir) / f), "[repair] --pruned ", pruned_dir, " has no ", f,
                     " (expected a model directory written by ressa prune)");
