@@ -402,6 +402,56 @@ TEST_F(PruneDriver, SavedDirectoryReloadsWithMasksAndRecord) {
   EXPECT_FALSE(fs::exists(none + ".partial"));
 }
 
+// prune_model_dir streams the model on CPU (weights read from the mapped checkpoint, pruned
+// blocks spilled to a scratch file, pages dropped after each stage): for every method, on an fp32
+// and an fp16 checkpoint, with sequential and dense calibration, its output is the in-memory
+// pruning of the same checkpoint loaded with its Linear weights in the stored dtype, bit for bit.
+TEST_F(PruneDriver, StreamedPruningIsTheInMemoryPruningBitForBit) {
+  for (const std::string& dtype : std::vector<std::string>{"float32", "float16"}) {
+    const std::string dense = (root / ("stream-dense-" + dtype)).string();
+    auto net = make_net(3);
+    net->config.torch_dtype = dtype;
+    model::save_model(dense, net);
+    tok->save(dense + "/tokenizer.json");
+    const auto dcfg = model::load_model(dense, torch::kCPU).model->config;
+    auto calib = prune::load_calibration_set(data_dir(), data::Processor::load_dir(dense, dcfg), dcfg, 12, 7);
+    for (Method m : kMethods) {
+      for (auto mode : {PruneModelOptions::Calib::Sequential, PruneModelOptions::Calib::Dense}) {
+        if (m != Method::Wanda && mode == PruneModelOptions::Calib::Dense) continue;
+        SCOPED_TRACE(dtype + " " + prune::to_string(m) + " " + prune::to_string(mode));
+        auto o = options(m, SparsityPattern::unstructured(0.6), SparsityPattern::nm(2, 4), 12);
+        o.calib = mode;
+        o.prune_lm_head = true;
+        const std::string out = (root / "stream-out").string();
+        fs::remove_all(out);
+        prune::prune_model_dir(dense, data_dir(), out, o, torch::kCPU);
+
+        model::LoadOptions lo;
+        lo.stored_dtype = true;
+        auto ref = model::load_model(dense, torch::kCPU, lo).model;
+        prune::prune_model(ref, calib, *tok, o, torch::kCPU);
+        auto got = model::load_model(out, torch::kCPU).model;
+        auto ref_params = ref->named_parameters();
+        for (auto& p : got->named_parameters()) {
+          auto r = ref_params[p.key()].to(torch::kFloat32);
+          if (dtype == "float16") r = r.to(torch::kHalf).to(torch::kFloat32);  // as written
+          ASSERT_TRUE(torch::equal(p.value(), r)) << p.key();
+        }
+        auto ref_lins = ref->linears();
+        std::map<std::string, model::Linear> ref_by(ref_lins.begin(), ref_lins.end());
+        int64_t masked = 0;
+        for (auto& [name, lin] : got->linears()) {
+          ASSERT_EQ(lin->mask().defined(), ref_by.at(name)->mask().defined()) << name;
+          if (!lin->mask().defined()) continue;
+          ++masked;
+          ASSERT_TRUE(torch::equal(lin->mask(), ref_by.at(name)->mask())) << name;
+        }
+        EXPECT_EQ(masked, static_cast<int64_t>(targeted_weights(ref).size()) + 1);  // + lm_head
+      }
+    }
+  }
+}
+
 // ---- allocation and per-module rules -----------------------------------------------------------
 
 namespace {

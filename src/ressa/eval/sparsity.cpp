@@ -3,6 +3,8 @@
 
 #include <map>
 
+#include "ressa/io/file_pages.h"
+
 namespace ressa::eval {
 namespace {
 // Whether every group of m consecutive weights in each row holds >= n zeros.
@@ -23,6 +25,7 @@ SparsityReport sparsity_report(model::Llava& net, int n, int m) {
     for (auto& [name, lin] : lins) {
       auto w = lin->dense_weight_copy().detach();  // decompressed when the dense copy was released
       const int64_t zeros = w.eq(0).sum().item<int64_t>();
+      io::release_file_pages(w.data_ptr(), w.nbytes());  // mapped weights stay on disk (file_pages.h)
       LayerSparsity ls{name, static_cast<double>(zeros) / w.numel(), w.numel(), true};
       if (r.nm_checked && zeros > 0) {
         ls.nm_valid = nm_ok(w, n, m);
@@ -45,6 +48,7 @@ SparsityReport sparsity_report(model::Llava& net, int n, int m) {
   for (auto& p : net->parameters()) {
     auto it = released.find(p.unsafeGetTensorImpl());
     mz += (it == released.end() ? p.detach() : it->second->dense_weight_copy()).eq(0).sum().item<int64_t>();
+    io::release_file_pages(p.data_ptr(), p.nbytes());
     mt += p.numel();
   }
   r.model = mt ? static_cast<double>(mz) / mt : 0;

@@ -21,6 +21,7 @@
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/io/file_pages.h"
 
 namespace ressa::io {
 namespace {
@@ -290,6 +291,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   ::close(fd);  // the mapping stays valid after close
   if (m == MAP_FAILED) fail(fn, path, ": mmap failed: ", std::strerror(err));
   f.map_ = m;  // from here on, ~SafetensorsFile unmaps if a check throws
+  register_file_mapping(m, f.file_size_);  // streamed work may drop its pages (file_pages.h)
 
   SafetensorsHeader h = parse_safetensors_header(static_cast<const uint8_t*>(m), f.file_size_, path);
   f.data_start_ = h.data_start;
@@ -301,7 +303,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 SafetensorsFile::~SafetensorsFile() { unmap(); }
 
 void SafetensorsFile::unmap() noexcept {
-  if (map_) ::munmap(map_, file_size_);
+  if (map_) {
+    unregister_file_mapping(map_);
+    ::munmap(map_, file_size_);
+  }
   map_ = nullptr;
 }
 
@@ -388,8 +393,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   AtomicFile out(path);
   out.write(len, sizeof len);
   out.write(text.data(), text.size());
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (sizes[i] > 0) out.write(tensors[i].data, sizes[i]);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (sizes[i] == 0) continue;
+    out.write(tensors[i].data, sizes[i]);
+    release_file_pages(tensors[i].data, sizes[i]);  // a tensor read from a mapping leaves no pages behind
+  }
   out.commit();
 }
 

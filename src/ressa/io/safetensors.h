@@ -97,6 +97,8 @@ struct TensorView {
 // "__metadata__" (std::invalid_argument otherwise). Data is laid out in the given order; the
 // header lists "__metadata__" (if non-empty) first, then the tensors in that order, compact JSON
 // with keys dtype, shape, data_offsets, space-padded to a multiple of 8 like the reference.
+// A tensor whose data lies in a registered file mapping has its pages dropped once written
+// (release_file_pages), so writing a mapped model does not make it resident.
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

@@ -11,6 +11,7 @@
 #include "ressa/core/error.h"
 #include "ressa/core/hash.h"
 #include "ressa/io/config.h"
+#include "ressa/io/file_pages.h"
 #include "ressa/io/model_files.h"
 #include "ressa/sparse/formats.h"
 
@@ -366,6 +367,7 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stor
         RESSA_CHECK(all_finite(info, ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
                     " contains NaN or Inf");
         t.set_data(kept);  // frees the uninitialised fp32 weight the model was built with
+        io::release_file_pages(ckpt.data(name), info.nbytes());  // the check read every page
         continue;
       }
     }
@@ -374,6 +376,7 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stor
     RESSA_CHECK(info.dtype == io::DType::F64 ? torch::isfinite(src).all().item<bool>() : all_finite(info, ckpt.data(name)),
                 "[load_model] ", ckpt.file_of(name), ": tensor ", name, " contains NaN or Inf");
     t.copy_(src);
+    io::release_file_pages(ckpt.data(name), info.nbytes());  // read once: a mapped view faults it back
   }
 }
 
@@ -472,6 +475,7 @@ void save_model(const std::string& dir, Llava& model, const std::map<std::string
     auto c = t.detach().to(torch::kCPU, st).contiguous();
     RESSA_CHECK(torch::isfinite(c).all().item<bool>(), "[save_model] ", dir, ": refusing to write tensor ", name,
                 " with NaN or Inf values", st == torch::kFloat32 ? std::string() : " (in " + dtype + ")");
+    io::release_file_pages(c.data_ptr(), c.nbytes());  // a mapped weight is read again when written
     keep.push_back(c);
     views.push_back({name, file_dtype, std::vector<int64_t>(c.sizes().begin(), c.sizes().end()), c.data_ptr()});
   }
@@ -483,7 +487,9 @@ void save_model(const std::string& dir, Llava& model, const std::map<std::string
   std::vector<io::TensorView> mviews;
   for (auto& [name, lin] : model->linears()) {
     if (!lin->mask().defined()) continue;
-    auto m = lin->mask().to(torch::kCPU, torch::kUInt8).contiguous();
+    // A bool tensor's bytes are the U8 0/1 values: written without a copy (a streamed prune's
+    // masks are mapped, and a 7B model's are 6.5 GB).
+    auto m = lin->mask().to(torch::kCPU, torch::kBool).contiguous();
     mkeep.push_back(m);
     mviews.push_back({name + ".mask", io::DType::U8, std::vector<int64_t>(m.sizes().begin(), m.sizes().end()), m.data_ptr()});
   }
@@ -617,6 +623,7 @@ std::string model_fingerprint(const std::string& dir) {
     const auto& info = ckpt.info(name);
     h.add(name);
     h.add(ckpt.data(name), size_t(info.end - info.begin));
+    io::release_file_pages(ckpt.data(name), info.nbytes());
   }
   return h.hex();
 }

@@ -17,6 +17,7 @@
 #include "ressa/core/version.h"
 #include "ressa/data/dataset.h"
 #include "ressa/data/image.h"
+#include "ressa/io/file_pages.h"
 #include "ressa/io/key_layout.h"
 #include "ressa/io/model_files.h"
 #include "ressa/model/checkpoint.h"
@@ -93,6 +94,13 @@ train::VqaSet load_calibration_set(const data::DataSource& data, const data::Pro
 }
 
 namespace {
+
+// A read-only copy of `t` in `spill`'s file, alive as long as the tensor (it keeps the file).
+torch::Tensor spilled(const std::shared_ptr<io::SpillFile>& spill, const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU).contiguous();
+  const void* p = spill->append(c.data_ptr(), c.nbytes());
+  return torch::from_blob(const_cast<void*>(p), c.sizes(), [keep = spill](void*) {}, c.options());
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -321,6 +329,7 @@ class CalibrationWalk {
     std::vector<torch::Tensor> out(nb_);
     if (ts.empty()) {
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
+      io::release_all_file_pages();
       return out;
     }
     const bool again = changes_stage();
@@ -336,6 +345,9 @@ class CalibrationWalk {
     }
     if (again)
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
+    // The stage's weights are not read again: weights read from a mapped checkpoint or spilled
+    // by a streamed run leave no pages resident (docs/architecture.md "Memory when pruning").
+    io::release_all_file_pages();
     return out;
   }
 
@@ -349,8 +361,11 @@ class CalibrationWalk {
 // installed); with Sequential calibration the next stage sees the pruned stage's outputs.
 class Pruner final : public CalibrationWalk {
  public:
-  Pruner(model::Llava& net, std::vector<Target> plan, const PruneModelOptions& o, const ProgressSink& progress)
-      : CalibrationWalk(net, std::move(plan), o), prog_("prune", static_cast<int64_t>(plan_.size()), progress, 0.0) {}
+  Pruner(model::Llava& net, std::vector<Target> plan, const PruneModelOptions& o, const ProgressSink& progress,
+         InstallFn install)
+      : CalibrationWalk(net, std::move(plan), o),
+        prog_("prune", static_cast<int64_t>(plan_.size()), progress, 0.0),
+        install_(std::move(install)) {}
 
   PruneReport finish() {
     prog_.finish();
@@ -386,8 +401,12 @@ class Pruner final : public CalibrationWalk {
       lr.sparsity = sparsity(res.weight);
       lr.calib_rows = st->nsamples();
       lr.input_sq_mean = st->col_norm_sq().sum().item<double>() / (static_cast<double>(st->nsamples()) * st->d_in());
-      t.lin->weight.copy_(res.weight);
-      t.lin->set_mask(res.mask);
+      if (install_) {
+        install_(*t.lin, res.weight, res.mask);
+      } else {
+        t.lin->weight.copy_(res.weight);
+        t.lin->set_mask(res.mask);
+      }
       lr.seconds = seconds_since(t0);
       rep_.layers.push_back(lr);
       ++done_;
@@ -395,6 +414,7 @@ class Pruner final : public CalibrationWalk {
   }
 
   Progress prog_;
+  InstallFn install_;
   PruneReport rep_;
   int64_t done_ = 0;
 };
@@ -454,7 +474,8 @@ void allocate_owl(model::Llava& net, std::vector<Target>& plan, const train::Vqa
 }  // namespace
 
 PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io::Tokenizer& tok,
-                        const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
+                        const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress,
+                        const InstallFn& install) {
   o.validate();
   RESSA_CHECK_ARG(calib.size() > 0, "[prune_model] the calibration set is empty");
   const auto t_start = std::chrono::steady_clock::now();
@@ -462,7 +483,7 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   torch::NoGradGuard ng;
   net->eval();
   if (o.allocation == Allocation::Owl) allocate_owl(net, plan, calib, tok, o, device, progress);
-  Pruner pruner(net, std::move(plan), o, progress);
+  Pruner pruner(net, std::move(plan), o, progress, install);
   pruner.run(calib, tok, device);
   auto rep = pruner.finish();
   rep.seconds = seconds_since(t_start);
@@ -478,15 +499,30 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
   RESSA_CHECK_ARG(fs::weakly_canonical(dense_dir) != fs::weakly_canonical(out_dir), "[prune] --out ", out_dir,
                   " is the dense model directory --model ", dense_dir, "; choose another output directory");
   check_output_path("--out", out_dir, OutputKind::Directory, {{"--model", dense_dir}, {"--data", data.path}});
+  // Streamed (docs/architecture.md "Memory when pruning"): on CPU the Linear weights are read in
+  // place from the mapped checkpoint, block by block as calibration reaches them, and each pruned
+  // weight and mask goes to a scratch file on disk; every stage drops the file pages it read, so
+  // the process holds one block's weights, not the model's. Elsewhere they are copies in the
+  // stored dtype (an fp16 / bf16 model's Linear weights stay 16-bit), pruned in place.
   model::LoadOptions lo;
-  lo.stored_dtype = true;  // an fp16 / bf16 model's Linear weights stay 16-bit while pruning
+  lo.map_weights = true;
+  lo.stored_dtype = true;
   auto lm = model::load_model(dense_dir, device, lo);
   plan_targets(lm.model, o);  // checked before the calibration set is read
   const auto proc = data::Processor::load_dir(dense_dir, lm.model->config);
   const io::Tokenizer& tok = proc.tokenizer();
   if (progress) progress("loading calibration examples from " + data.path, false);
   auto set = load_calibration_set(data, proc, lm.model->config, o.calib_samples, o.seed);
-  auto rep = prune_model(lm.model, set, tok, o, device, progress);
+  InstallFn install;
+  if (device.is_cpu()) {
+    auto spill = std::make_shared<io::SpillFile>(fs::absolute(out_dir).parent_path().string());
+    install = [spill](model::LinearImpl& lin, const torch::Tensor& weight, const torch::Tensor& mask) {
+      // Rounded to the weight's dtype as copy_ into it would; the bool mask's bytes are 0/1.
+      lin.weight.set_data(spilled(spill, weight.to(lin.weight.scalar_type())));
+      lin.set_mask(spilled(spill, mask));
+    };
+  }
+  auto rep = prune_model(lm.model, set, tok, o, device, progress, install);
 
   const std::string pattern = combined_pattern(o.vision, o.language);
   nlohmann::json rec = {{"method", to_string(o.method)},

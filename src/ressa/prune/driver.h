@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -81,9 +82,14 @@ train::VqaSet load_calibration_set(const data::DataSource& data, const data::Pro
 // longest sequence of a batch) plus one block's statistics (a float64 XᵀX per distinct layer
 // input, shared by layers reading the same tensor, e.g. q/k/v). Validates everything (options,
 // N:M divisibility of every targeted layer) before changing the model.
+// Where prune_model puts a layer's pruned weight (float32, the layer's shape) and mask (bool):
+// empty = copied into its weight in place and set as its mask; prune_model_dir's streamed run
+// keeps them in a scratch file instead.
+using InstallFn = std::function<void(model::LinearImpl& lin, const torch::Tensor& weight, const torch::Tensor& mask)>;
+
 PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io::Tokenizer& tok,
                         const PruneModelOptions& opts, const torch::Device& device,
-                        const ProgressSink& progress = {});
+                        const ProgressSink& progress = {}, const InstallFn& install = {});
 
 // The whole `ressa prune` job: loads the dense model directory, its tokenizer.json and the
 // calibration examples of `data`, prunes, and writes <out_dir> atomically: a normal model
@@ -92,7 +98,11 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
 // language_sparsity, granularity, calib, calib_samples, seed, allocation, owl, targets, ignore,
 // overrides, layers [{name, tower, pattern, sparsity}], recipe, dense_model {path, fingerprint},
 // ressa_version} and recipe.yaml (the same recipe, for `ressa prune --recipe`). Nothing is
-// created at out_dir unless the whole job succeeds.
+// created at out_dir unless the whole job succeeds. On CPU the model is streamed: weights are
+// read from the mapped checkpoint block by block and pruned blocks wait in an unlinked scratch
+// file beside out_dir (as much disk as the pruned weights and masks), so the memory held is about
+// one block's weights plus the calibration activations; the output is the one prune_model gives
+// on a model loaded with LoadOptions::stored_dtype, bit for bit.
 PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource& data, const std::string& out_dir,
                             const PruneModelOptions& opts, const torch::Device& device,
                             const ProgressSink& progress = {});
