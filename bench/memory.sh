@@ -3,11 +3,12 @@
 # weights (docs/benchmarks.md "Memory at real sizes"). Writes the checkpoint with
 # bench/random_checkpoint.py (no download), runs each step under /usr/bin/time -v, prints one
 # row per step (seconds, peak RSS) and deletes the checkpoint.
-# Usage: bench/memory.sh BUILD_DIR WORK_DIR [7b|1b] [THREADS]
+# Usage: bench/memory.sh BUILD_DIR WORK_DIR [7b|1b] [THREADS] [STEPS]
+#   STEPS: a quoted list of generate eval wanda sparsegpt (default: all four, in that order)
 #   7b: the verbatim config.json of llava-hf/llava-1.5-7b-hf (14 GB on disk; ~2 min to write)
 #   1b: TinyLlama-1.1B text + CLIP ViT-L/14-336 (bench/configs/tinyllama-1.1b-clip-l336.json; 2.8 GB)
 set -euo pipefail
-BUILD=${1:?build dir}; WORK=${2:?work dir}; SIZE=${3:-1b}; T=${4:-2}
+BUILD=${1:?build dir}; WORK=${2:?work dir}; SIZE=${3:-1b}; T=${4:-2}; STEPS=${5:-generate eval wanda sparsegpt}
 HERE="$(cd "$(dirname "$0")" && pwd)"; R="$(cd "$BUILD" && pwd)/ressa"
 case "$SIZE" in
   7b) CFG="$HERE/../tests/fixtures/hf_configs/llava-1.5-7b-hf/config.json" ;;
@@ -40,11 +41,16 @@ echo "checkpoint: $(du -sh "$M" | cut -f1) fp16 ($SIZE), $T threads, $(lscpu | a
 echo "| model | step | wall (m:ss) | peak RSS (GiB) |"
 echo "|---|---|---|---|"
 IMG="$PHOTOS/a_333x500.jpg"
-step generate generate --model "$M" --image "$IMG" --prompt "What is in the picture?" --max-new-tokens 16 \
-  --threads "$T" --json "$WORK/generate-$SIZE.json"
-step eval eval --model "$M" --data "$WORK/calib.json" --image-folder "$PHOTOS" --limit 4 --max-new-tokens 4 \
-  --batch 1 --threads "$T"
-if [ "$SIZE" = 1b ]; then  # pruning still holds fp32 weights: a 7B model does not fit yet
-  step prune-wanda-50 prune --model "$M" --data "$WORK/calib.json" --image-folder "$PHOTOS" --method wanda \
-    --sparsity 0.5 --calib-samples 16 --out "$WORK/pruned-$SIZE" --threads "$T"
-fi
+for what in $STEPS; do
+  case "$what" in
+    generate) step generate generate --model "$M" --image "$IMG" --prompt "What is in the picture?" \
+      --max-new-tokens 16 --threads "$T" --json "$WORK/generate-$SIZE.json" ;;
+    eval) step eval eval --model "$M" --data "$WORK/calib.json" --image-folder "$PHOTOS" --limit 4 \
+      --max-new-tokens 4 --batch 1 --threads "$T" ;;
+    wanda) rm -rf "$WORK/pruned-$SIZE"; step prune-wanda-50 prune --model "$M" --data "$WORK/calib.json" \
+      --image-folder "$PHOTOS" --method wanda --sparsity 0.5 --calib-samples 16 --out "$WORK/pruned-$SIZE" --threads "$T" ;;
+    sparsegpt) rm -rf "$WORK/pruned-$SIZE"; step prune-sparsegpt-2:4 prune --model "$M" --data "$WORK/calib.json" \
+      --image-folder "$PHOTOS" --method sparsegpt --pattern 2:4 --calib-samples 16 --out "$WORK/pruned-$SIZE" --threads "$T" ;;
+    *) echo "error: unknown step $what (generate, eval, wanda, sparsegpt)" >&2; exit 2 ;;
+  esac
+done

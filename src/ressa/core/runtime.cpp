@@ -2,6 +2,9 @@
 #include "ressa/core/runtime.h"
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sched.h>
 
 #include <climits>
@@ -81,4 +84,12 @@ std::vector<std::pair<std::string, std::string>> runtime_environment() {
   return env;
 }
 
+}  // namespace ressa
+
+namespace ressa {
+void return_free_heap() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
 }  // namespace ressa

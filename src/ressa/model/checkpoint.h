@@ -54,17 +54,18 @@ struct LoadOptions {
   // process holds the compressed bytes instead of dense + mask + compressed. Such a model can
   // only run forward passes through the sparse kernels.
   bool release_dense = false;
-  // Inference only (ressa eval, generate): every dense Linear weight stays in the checkpoint's
-  // dtype as a read-only view of the mapped file, with no copy (the mapping lives as long as the
-  // weights); each layer widens it to fp32 for its product. An fp16 7B model then holds its
-  // 13.5 GB of Linear weights once, as file pages, instead of 27 GB of fp32 copies. The weights
-  // must not be changed in place (prune, repair and merge load without it). Other tensors (norms,
-  // embeddings, biases) are fp32 copies as without it.
+  // On CPU, every dense Linear weight stays in the checkpoint's dtype as a read-only view of the
+  // mapped file, with no copy (the mapping lives as long as the weights); each layer widens it to
+  // fp32 for its product. An fp16 7B model then holds its 13.5 GB of Linear weights once, as file
+  // pages, instead of 27 GB of fp32 copies, and only the pages read since the last
+  // io::release_file_pages (eval, generate; prune's streamed run replaces pruned weights instead
+  // of writing them). The weights must never be changed in place (repair and merge load without
+  // it). Other tensors (norms, embeddings, biases) are fp32 copies as without it.
   bool map_weights = false;
-  // Every dense Linear weight is a copy in the checkpoint's dtype (fp16 / bf16 stay 16-bit; each
-  // layer widens it to fp32 for its product) instead of an fp32 copy: what `ressa prune` loads,
-  // which changes weights in place (a pruned or updated value is rounded to the stored dtype,
-  // as writing the model does anyway). Half the memory of an fp16 model's fp32 weights.
+  // Every dense Linear weight not mapped is a copy in the checkpoint's dtype (fp16 / bf16 stay
+  // 16-bit; each layer widens it to fp32 for its product) instead of an fp32 copy, which may be
+  // changed in place (a pruned or updated value is rounded to the stored dtype, as writing the
+  // model does anyway): what `ressa prune` holds off CPU. Half the memory of fp32 copies.
   bool stored_dtype = false;
 };
 LoadedModel load_model(const std::string& dir, const torch::Device& device, const LoadOptions& opts = {});

@@ -2,7 +2,9 @@
 // names and math).
 #include "ressa/model/llava.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ressa/core/error.h"
 
@@ -10,12 +12,33 @@ namespace F = torch::nn::functional;
 
 namespace ressa::model {
 namespace {
-// q/k/v [B,H,T,hd], bias [B,1,T,T] or undefined -> [B,H,T,hd]
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& bias) {
+// q [B,H,Tq,hd], k/v [B,H,Tk,hd], bias [B or 1,1,Tq,Tk] or undefined -> [B,H,Tq,hd]
+torch::Tensor attention_scores(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& bias) {
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
   if (bias.defined()) scores = scores + bias;
   return torch::matmul(torch::softmax(scores, -1), v);
+}
+
+// Bytes of the [.., H, Tq, Tk] scores one attention call may hold: a whole calibration batch of
+// 16 LLaVA sequences (32 heads, ~620 tokens) would be 0.8 GB per temporary, three of them alive
+// at once. Above it the batch is split by sequence, so no [B, H, T, T] tensor of the whole batch
+// exists (docs/architecture.md "Memory when pruning"); each sequence's arithmetic is unchanged.
+constexpr int64_t kScoreBytes = 64ll << 20;
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias) {
+  const int64_t B = q.size(0);
+  const int64_t per_seq = q.size(1) * q.size(2) * k.size(2) * static_cast<int64_t>(q.element_size());
+  const int64_t chunk = std::max<int64_t>(1, kScoreBytes / std::max<int64_t>(1, per_seq));
+  if (B <= chunk) return attention_scores(q, k, v, bias);
+  std::vector<torch::Tensor> out;
+  for (int64_t b = 0; b < B; b += chunk) {
+    const int64_t e = std::min(B, b + chunk);
+    auto bb = bias.defined() && bias.size(0) == B ? bias.slice(0, b, e) : bias;
+    out.push_back(attention_scores(q.slice(0, b, e), k.slice(0, b, e), v.slice(0, b, e), bb));
+  }
+  return torch::cat(out, 0);
 }
 
 torch::Tensor rotate_half(const torch::Tensor& x) {

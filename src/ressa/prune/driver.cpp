@@ -14,6 +14,7 @@
 
 #include "ressa/core/atomic_file.h"
 #include "ressa/core/error.h"
+#include "ressa/core/runtime.h"
 #include "ressa/core/version.h"
 #include "ressa/data/dataset.h"
 #include "ressa/data/image.h"
@@ -100,6 +101,14 @@ torch::Tensor spilled(const std::shared_ptr<io::SpillFile>& spill, const torch::
   auto c = t.detach().to(torch::kCPU).contiguous();
   const void* p = spill->append(c.data_ptr(), c.nbytes());
   return torch::from_blob(const_cast<void*>(p), c.sizes(), [keep = spill](void*) {}, c.options());
+}
+
+// The stage's weights are not read again: weights read from a mapped checkpoint or spilled by a
+// streamed run leave no pages resident, and the stage's freed temporaries go back to the system
+// (docs/architecture.md "Memory when pruning").
+void release_stage_memory() {
+  io::release_all_file_pages();
+  return_free_heap();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -329,7 +338,7 @@ class CalibrationWalk {
     std::vector<torch::Tensor> out(nb_);
     if (ts.empty()) {
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
-      io::release_all_file_pages();
+      release_stage_memory();
       return out;
     }
     const bool again = changes_stage();
@@ -345,9 +354,7 @@ class CalibrationWalk {
     }
     if (again)
       for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
-    // The stage's weights are not read again: weights read from a mapped checkpoint or spilled
-    // by a streamed run leave no pages resident (docs/architecture.md "Memory when pruning").
-    io::release_all_file_pages();
+    release_stage_memory();
     return out;
   }
 
