@@ -447,6 +447,9 @@ TEST_F(PruneDriver, StreamedPruningIsTheInMemoryPruningBitForBit) {
           ASSERT_TRUE(torch::equal(lin->mask(), ref_by.at(name)->mask())) << name;
         }
         EXPECT_EQ(masked, static_cast<int64_t>(targeted_weights(ref).size()) + 1);  // + lm_head
+        auto rec = nlohmann::json::parse(read_file(out + "/prune.json"));
+        if (m == Method::SparseGPT) { EXPECT_EQ(rec.at("hessian_dtype"), "float32"); }
+        else if (m != Method::DSnoT) { EXPECT_FALSE(rec.contains("hessian_dtype")); }
       }
     }
   }

@@ -46,7 +46,7 @@ prune::SparsityPattern flag_ratio(const std::string& flag, double v) {
 struct PruneFlags {
   ComputeFlags c;
   std::string model, data, image_folder, out, method, pattern, vision_pattern, language_pattern;
-  std::string calib = "sequential", granularity = "row", dsnot_base = "wanda";
+  std::string calib = "sequential", granularity = "row", dsnot_base = "wanda", hessian_dtype = "float32";
   double sparsity = 0, vision_sparsity = 0, language_sparsity = 0;
   int64_t calib_samples = 128, calib_batch = 16;
   uint64_t seed = 0;
@@ -64,6 +64,7 @@ void set_calibration(const PruneFlags& f, prune::PruneModelOptions& o) {
   o.calib_samples = f.calib_samples;
   o.calib_batch = f.calib_batch;
   o.seed = f.seed;
+  o.method_opts.hessian_dtype = prune::parse_hessian_dtype(f.hessian_dtype);
 }
 
 prune::PruneModelOptions options_from_flags(const PruneFlags& f) {
@@ -130,6 +131,8 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--calib", f->calib, "sequential (blocks see the pruned blocks' outputs) or dense");
   cmd->add_option("--calib-samples", f->calib_samples, "calibration examples drawn from the train split");
   cmd->add_option("--calib-batch", f->calib_batch, "calibration sequences per forward pass");
+  cmd->add_option("--hessian-dtype", f->hessian_dtype,
+                  "SparseGPT's Hessian, factorisation and update: float32 (half the memory) or float64");
   cmd->add_option("--granularity", f->granularity, "unstructured quota per output row (row) or per matrix (matrix)");
   cmd->add_option("--dsnot-base", f->dsnot_base, "DSnoT's initial mask: wanda, magnitude or sparsegpt");
   cmd->add_flag("--prune-projector", f->prune_projector, "also prune the projector (language pattern)");

@@ -135,8 +135,8 @@ const std::string kLanguageBlocks = "language_model.model.layers.";
 // until next_batch(), so a freed tensor's address can never be mistaken for a shared input.
 class Collector {
  public:
-  Collector(std::vector<Target>& targets, bool need_hessian)
-      : targets_(targets), stats_(targets.size()), need_hessian_(need_hessian) {
+  Collector(std::vector<Target>& targets, bool need_hessian, torch::ScalarType hessian_dtype)
+      : targets_(targets), stats_(targets.size()), need_hessian_(need_hessian), hessian_dtype_(hessian_dtype) {
     for (size_t i = 0; i < targets_.size(); ++i)
       targets_[i].lin->set_input_hook([this, i](const torch::Tensor& x) { feed(i, x); });
   }
@@ -160,7 +160,7 @@ class Collector {
         return;
       }
     }
-    if (!stats_[i]) stats_[i] = std::make_shared<LayerStats>(x.size(-1), need_hessian_);
+    if (!stats_[i]) stats_[i] = std::make_shared<LayerStats>(x.size(-1), need_hessian_, hessian_dtype_);
     auto rows = x.reshape({-1, x.size(-1)});
     if (rows_.defined()) rows = rows.index({rows_});
     stats_[i]->add_batch(rows);
@@ -173,6 +173,7 @@ class Collector {
   std::vector<Target>& targets_;
   std::vector<std::shared_ptr<LayerStats>> stats_;
   bool need_hessian_;
+  torch::ScalarType hessian_dtype_;
   std::vector<torch::Tensor> seen_;
   std::vector<std::shared_ptr<LayerStats>> seen_stats_;
   torch::Tensor rows_;
@@ -343,7 +344,7 @@ class CalibrationWalk {
     }
     const bool again = changes_stage();
     {
-      Collector col(ts, needs_hessian());
+      Collector col(ts, needs_hessian(), o_.method_opts.hessian_dtype);
       for (int64_t b = 0; b < nb_; ++b) {
         col.next_batch(rows ? rows(b) : torch::Tensor());
         auto y = fwd(b);
@@ -383,7 +384,7 @@ class Pruner final : public CalibrationWalk {
 
  private:
   bool changes_stage() const override { return o_.calib == Calib::Sequential; }
-  // SparseGPT's update needs H = 2/n XᵀX (d_in² float64 per layer input, built over every
+  // SparseGPT's update needs H = 2/n XᵀX (d_in² float32 or float64 per layer input, built over every
   // calibration row: most of a Wanda run's time when it was built for every method); the others
   // measure each layer's error on a sample of its input rows (LayerStats::layer_error).
   bool needs_hessian() const override {
@@ -550,6 +551,8 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
                           {"fingerprint", model::model_fingerprint(dense_dir)}}},
                         {"ressa_version", version_string()}};
   if (o.method == Method::DSnoT) rec["dsnot_base"] = to_string(o.method_opts.dsnot_base);
+  if (o.method == Method::SparseGPT || (o.method == Method::DSnoT && o.method_opts.dsnot_base == Method::SparseGPT))
+    rec["hessian_dtype"] = hessian_dtype_name(o.method_opts.hessian_dtype);
   rec["allocation"] = to_string(o.allocation);
   if (o.allocation == Allocation::Owl) rec["owl"] = {{"threshold", o.owl.threshold}, {"lambda", o.owl.lambda}};
   auto texts = [](const std::vector<NamePattern>& ps) {

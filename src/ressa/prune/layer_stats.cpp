@@ -7,8 +7,11 @@
 
 namespace ressa::prune {
 
-LayerStats::LayerStats(int64_t d_in, bool need_hessian) : d_in_(d_in), need_hessian_(need_hessian) {
+LayerStats::LayerStats(int64_t d_in, bool need_hessian, torch::ScalarType hessian_dtype)
+    : d_in_(d_in), need_hessian_(need_hessian), hessian_dtype_(hessian_dtype) {
   RESSA_CHECK_ARG(d_in > 0, "[LayerStats] d_in must be positive, got ", d_in);
+  RESSA_CHECK_ARG(hessian_dtype == torch::kDouble || hessian_dtype == torch::kFloat,
+                  "[LayerStats] hessian_dtype must be float32 or float64, got ", hessian_dtype);
 }
 
 void LayerStats::add_batch(const torch::Tensor& x) {
@@ -23,7 +26,7 @@ void LayerStats::add_batch(const torch::Tensor& x) {
     sum_sq_ = torch::zeros({d_in_}, opt);
     mean_ = torch::zeros({d_in_}, opt);
     m2_ = torch::zeros({d_in_}, opt);
-    if (need_hessian_) H_ = torch::zeros({d_in_, d_in_}, opt);
+    if (need_hessian_) H_ = torch::zeros({d_in_, d_in_}, opt.dtype(hessian_dtype_));
   }
   RESSA_CHECK_ARG(rows.device() == sum_sq_.device(), "[LayerStats::add_batch] batch on ", rows.device(),
                   " but statistics live on ", sum_sq_.device());
@@ -38,7 +41,8 @@ void LayerStats::add_batch(const torch::Tensor& x) {
   if (H_.defined()) {
     // sparsegpt.py: H *= n/(n+k); n += k; H += (sqrt(2/n) X)ᵀ(sqrt(2/n) X)  ->  H = 2/n XᵀX.
     H_ *= static_cast<double>(n_) / nk;
-    H_.addmm_(rows.t(), rows, /*beta=*/1.0, /*alpha=*/2.0 / nk);
+    auto xh = hessian_dtype_ == torch::kDouble ? rows : x.detach().reshape({-1, d_in_}).to(hessian_dtype_);
+    H_.addmm_(xh.t(), xh, /*beta=*/1.0, /*alpha=*/2.0 / nk);
   } else {
     for (int64_t i = 0; i < k; ++i) {
       if ((n_ + i) % stride_ != 0) continue;
@@ -127,12 +131,13 @@ double recon_error_gram(const torch::Tensor& w, const torch::Tensor& w_pruned, c
                   "[recon_error_gram] gram must be square [d_in, d_in], got ",
                   gram.defined() ? gram.sizes() : c10::IntArrayRef{});
   check_pair(w, w_pruned, gram.size(0), "recon_error_gram");
-  auto g = gram.to(torch::kDouble);
-  auto wd = w.to(g.device(), torch::kDouble);
-  auto dd = wd - w_pruned.to(g.device(), torch::kDouble);
+  const auto dt = gram.scalar_type() == torch::kFloat ? torch::kFloat : torch::kDouble;
+  auto g = gram.to(dt);
+  auto wd = w.to(g.device(), dt);
+  auto dd = wd - w_pruned.to(g.device(), dt);
   // tr(A G Aᵀ) = Σ (A G) ⊙ A
-  double num = (torch::matmul(dd, g) * dd).sum().item<double>();
-  double den = (torch::matmul(wd, g) * wd).sum().item<double>();
+  double num = (torch::matmul(dd, g) * dd).sum(torch::kDouble).item<double>();
+  double den = (torch::matmul(wd, g) * wd).sum(torch::kDouble).item<double>();
   return ratio_or_inf(num, den);
 }
 

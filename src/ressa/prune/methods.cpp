@@ -17,7 +17,17 @@ void MethodOptions::validate() const {
   RESSA_CHECK_ARG(std::isfinite(dsnot_update_threshold) && dsnot_update_threshold >= 0,
                   "[MethodOptions] dsnot_update_threshold must be finite and >= 0, got ", dsnot_update_threshold);
   RESSA_CHECK_ARG(std::isfinite(dsnot_var_power), "[MethodOptions] dsnot_var_power must be finite, got ", dsnot_var_power);
+  RESSA_CHECK_ARG(hessian_dtype == torch::kFloat || hessian_dtype == torch::kDouble,
+                  "[MethodOptions] hessian_dtype must be float32 or float64, got ", hessian_dtype);
 }
+
+torch::ScalarType parse_hessian_dtype(const std::string& s) {
+  if (s == "float32") return torch::kFloat;
+  if (s == "float64") return torch::kDouble;
+  fail_arg("[prune] unknown --hessian-dtype '", s, "' (expected float32 or float64)");
+}
+
+std::string hessian_dtype_name(torch::ScalarType t) { return t == torch::kDouble ? "float64" : "float32"; }
 
 PruneResult prune_matrix(const torch::Tensor& weight, const LayerStats& stats, Method method,
                          const SparsityPattern& pattern, const MethodOptions& opts) {

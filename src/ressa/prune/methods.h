@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <string>
+
 #include "ressa/prune/layer_stats.h"
 #include "ressa/prune/pattern.h"
 
@@ -14,6 +16,9 @@ struct MethodOptions {
                                                // SparseGPT: per row / over the whole block, per block
   int sparsegpt_blocksize = 128;      // columns per lazy OBS block (a multiple of M for N:M)
   double sparsegpt_damp = 0.01;       // diagonal damping, as a fraction of mean(diag H)
+  // The dtype of SparseGPT's Hessian, its factorisation and update (the driver's LayerStats):
+  // kFloat (default: half the memory, as SparseGPT's reference runs on GPUs) or kDouble.
+  torch::ScalarType hessian_dtype = torch::kFloat;
   Method dsnot_base = Method::Wanda;  // DSnoT's initial mask: magnitude | wanda | sparsegpt
   int dsnot_max_cycles = 100;         // max swaps per output row
   double dsnot_update_threshold = 0.1;  // a row stops once |E[x]·(W-Ŵ)_row| <= this
@@ -21,6 +26,10 @@ struct MethodOptions {
 
   void validate() const;  // throws std::invalid_argument naming the bad field
 };
+
+// "float32" -> kFloat, "float64" -> kDouble (--hessian-dtype); invalid_argument otherwise.
+torch::ScalarType parse_hessian_dtype(const std::string& s);
+std::string hessian_dtype_name(torch::ScalarType t);  // "float32" / "float64"
 
 struct PruneResult {
   torch::Tensor weight;  // [d_out, d_in], input dtype/device; pruned (SparseGPT: also updated)
@@ -53,7 +62,8 @@ PruneResult prune_dsnot(const torch::Tensor& weight, const LayerStats& stats, co
 // Upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) as sparsegpt.py computes it: H [d_in, d_in] is
 // copied, dead diagonal entries are set to 1, damp·mean(diag H) is added to the diagonal, and the
 // damping is multiplied by 10 (up to 4 times) if a Cholesky factorisation fails.
-// Returns U [d_in, d_in] float64 and, in *dead, the bool [d_in] dead-column flags.
+// Returns U [d_in, d_in] (float32 for a float32 H, else float64) and, in *dead, the bool [d_in]
+// dead-column flags.
 torch::Tensor sparsegpt_hinv_factor(const torch::Tensor& H, double damp, torch::Tensor* dead);
 
 }  // namespace ressa::prune

@@ -1,7 +1,8 @@
 // SparseGPT (Frantar & Alistarh 2023, sparsegpt.py): blocked OBS sweep over the input columns.
 // Each pruned weight's error is spread over the not-yet-visited columns of its row through the
-// upper Cholesky factor of H⁻¹, so kept weights change. Everything runs in float64 on the
-// weight's device; the result is cast back to the weight's dtype.
+// upper Cholesky factor of H⁻¹, so kept weights change. Everything runs in the Hessian's dtype
+// (float64, or float32 with --hessian-dtype float32) on the weight's device; the result is cast
+// back to the weight's dtype.
 //
 // Differences from sparsegpt.py, both deliberate:
 //  - unstructured: sparsegpt.py prunes `tmp <= sorted(tmp)[int(numel*s)]` per block, i.e. one
@@ -22,7 +23,8 @@ using torch::indexing::Slice;
 torch::Tensor sparsegpt_hinv_factor(const torch::Tensor& H_in, double damp, torch::Tensor* dead_out) {
   const int64_t d = H_in.size(0);
   RESSA_CHECK_ARG(H_in.dim() == 2 && H_in.size(1) == d, "[sparsegpt_hinv_factor] H must be square, got ", H_in.sizes());
-  auto H = H_in.to(torch::kDouble).clone();
+  // float32 stays float32 (--hessian-dtype); anything else is factorised in float64.
+  auto H = H_in.to(H_in.scalar_type() == torch::kFloat ? torch::kFloat : torch::kDouble).clone();
   RESSA_CHECK(H.isfinite().all().item<bool>(), "[sparsegpt_hinv_factor] Hessian [", d, ", ", d,
               "] contains NaN or Inf (non-finite calibration inputs?)");
   auto diag = H.diagonal();
@@ -50,7 +52,7 @@ torch::Tensor sparsegpt_hinv_factor(const torch::Tensor& H_in, double damp, torc
 torch::Tensor sparsegpt_score(const torch::Tensor& weight, const LayerStats& stats, double damp) {
   torch::Tensor dead;
   auto U = sparsegpt_hinv_factor(stats.hessian().to(weight.device()), damp, &dead);
-  auto W = weight.to(torch::kDouble).masked_fill(dead.unsqueeze(0), 0.0);
+  auto W = weight.to(U.scalar_type()).masked_fill(dead.unsqueeze(0), 0.0);
   return W.square() / U.diagonal().square().unsqueeze(0);  // [d_out, d_in]
 }
 
@@ -62,7 +64,7 @@ PruneResult prune_sparsegpt(const torch::Tensor& weight, const LayerStats& stats
                   ") must be a multiple of M for pattern ", p.to_string());
   torch::Tensor dead;
   auto U = sparsegpt_hinv_factor(stats.hessian().to(weight.device()), o.sparsegpt_damp, &dead);  // [d_in, d_in]
-  auto W = weight.to(torch::kDouble).masked_fill(dead.unsqueeze(0), 0.0);                       // [d_out, d_in]
+  auto W = weight.to(U.scalar_type()).masked_fill(dead.unsqueeze(0), 0.0);                      // [d_out, d_in]
   auto pruned = torch::zeros({d_out, d_in}, W.options().dtype(torch::kBool));
 
   for (int64_t i1 = 0; i1 < d_in; i1 += bs) {
