@@ -82,6 +82,25 @@ TEST(PruneLayerStats, RunningStatsMatchDirect) {
   EXPECT_THROW(s.hessian(), std::invalid_argument);
 }
 
+// A batch larger than LayerStats::kChunkValues is taken in chunks (no float64 copy of the whole
+// batch): the statistics are those of the whole batch at once, up to rounding.
+TEST(PruneLayerStats, LargeBatchesAreTakenInChunksWithTheSameStatistics) {
+  torch::manual_seed(6);
+  const int64_t d = 64, n = LayerStats::kChunkValues / d * 2 + 77;  // two full chunks and a remainder
+  auto x = torch::randn({n, d}) * 3 + 0.5;
+  LayerStats s(d, true), s32(d, true, torch::kFloat);
+  s.add_batch(x.view({1, n, d}));
+  s32.add_batch(x);
+  auto rows = x.to(torch::kDouble);
+  EXPECT_EQ(s.nsamples(), n);
+  EXPECT_TRUE(torch::allclose(s.col_norm_sq(), rows.square().sum(0), 1e-12));
+  EXPECT_TRUE(torch::allclose(s.col_mean(), rows.mean(0), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(s.col_var(), rows.var(0, /*unbiased=*/false), 1e-12));
+  auto h = 2.0 / n * rows.t().mm(rows);
+  EXPECT_TRUE(torch::allclose(s.hessian(), h, 1e-12));
+  EXPECT_TRUE(torch::allclose(s32.hessian().to(torch::kDouble), h, 1e-4, 1e-4));
+}
+
 TEST(PruneLayerStats, ReconErrorFromInputsAndGram) {
   torch::manual_seed(5);
   auto x = torch::randn({50, 16}), w = torch::randn({8, 16});

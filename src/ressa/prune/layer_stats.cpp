@@ -1,6 +1,7 @@
 // LayerStats accumulation (column norms, means, variances, Hessian) and reconstruction errors.
 #include "ressa/prune/layer_stats.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "ressa/core/error.h"
@@ -18,7 +19,15 @@ void LayerStats::add_batch(const torch::Tensor& x) {
   RESSA_CHECK_ARG(x.defined() && x.dim() >= 1 && x.size(-1) == d_in_, "[LayerStats::add_batch] expected x [..., ",
                   d_in_, "], got ", x.defined() ? x.sizes() : c10::IntArrayRef{});
   RESSA_CHECK_ARG(x.is_floating_point(), "[LayerStats::add_batch] x must be floating point, got ", x.scalar_type());
-  auto rows = x.detach().reshape({-1, d_in_}).to(torch::kDouble);  // [k, d_in]
+  // In chunks of at most kChunkValues values: the float64 copies of a whole calibration batch of
+  // a 7B down_proj's inputs (10k rows x 11008) were 0.9 GB each, three alive at once.
+  auto all = x.detach().reshape({-1, d_in_});
+  const int64_t chunk = std::max<int64_t>(1, kChunkValues / d_in_);
+  for (int64_t r = 0; r < all.size(0); r += chunk) add_rows(all.slice(0, r, std::min(all.size(0), r + chunk)));
+}
+
+void LayerStats::add_rows(const torch::Tensor& x) {
+  auto rows = x.to(torch::kDouble);  // [k, d_in]
   const int64_t k = rows.size(0);
   if (k == 0) return;
   if (n_ == 0) {
@@ -41,7 +50,7 @@ void LayerStats::add_batch(const torch::Tensor& x) {
   if (H_.defined()) {
     // sparsegpt.py: H *= n/(n+k); n += k; H += (sqrt(2/n) X)ᵀ(sqrt(2/n) X)  ->  H = 2/n XᵀX.
     H_ *= static_cast<double>(n_) / nk;
-    auto xh = hessian_dtype_ == torch::kDouble ? rows : x.detach().reshape({-1, d_in_}).to(hessian_dtype_);
+    auto xh = hessian_dtype_ == torch::kDouble ? rows : x.to(hessian_dtype_);
     H_.addmm_(xh.t(), xh, /*beta=*/1.0, /*alpha=*/2.0 / nk);
   } else {
     for (int64_t i = 0; i < k; ++i) {

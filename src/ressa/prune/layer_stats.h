@@ -20,6 +20,9 @@ class LayerStats {
   // same rows for the same inputs), enough to measure the layer's reconstruction error without
   // the d_in² Hessian (Wanda, magnitude: docs/method.md §1 "Layer error").
   static constexpr int64_t kSampleRows = 512;
+  // add_batch takes a batch in chunks of at most this many values (8 Mi: 64 MB in float64); the
+  // statistics are the same up to rounding, whatever the chunking (Chan's merge is exact).
+  static constexpr int64_t kChunkValues = int64_t{1} << 23;
   LayerStats(int64_t d_in, bool need_hessian, torch::ScalarType hessian_dtype = torch::kDouble);
 
   // x [..., d_in], any floating dtype; rows are x.reshape(-1, d_in). Empty batches are ignored.
@@ -41,6 +44,7 @@ class LayerStats {
 
  private:
   void require_rows(const char* fn) const;
+  void add_rows(const torch::Tensor& x);  // x [k, d_in]: one chunk of add_batch
 
   int64_t d_in_;
   bool need_hessian_;
