@@ -249,6 +249,40 @@ TEST(RepairGrad, SparseLoraGradientsSeeOnlyKeptPositions) {
   EXPECT_TRUE(ba.grad().masked_select(mask.eq(1)).ne(0).any().item<bool>());
 }
 
+// The SparseLoRA layer is one autograd node that forms the merged weight again in its backward
+// pass; on a frozen fp16 weight (read in place from an fp16 checkpoint) its output and the
+// gradients of x, A and B are those of autograd over the same operations on the widened weight.
+TEST(RepairGrad, SparseLoraNodeMatchesAutogradOnA16BitWeight) {
+  torch::manual_seed(8);
+  auto mask = random_mask(12, 16, 2, 4, 0);
+  auto lin = masked_linear(16, 12, mask, AdapterKind::SparseLora, 3);
+  {
+    torch::NoGradGuard ng;
+    lin->weight.set_data(lin->weight.to(torch::kHalf));
+  }
+  ASSERT_EQ(lin->lora_A().scalar_type(), torch::kFloat);
+  auto x = torch::randn({2, 7, 16}).requires_grad_(true);
+  auto g = torch::randn({2, 7, 12});
+  auto y = lin->forward(x);
+  (y * g).sum().backward();
+
+  auto xr = x.detach().clone().requires_grad_(true);
+  auto A = lin->lora_A().detach().clone().requires_grad_(true);
+  auto B = lin->lora_B().detach().clone().requires_grad_(true);
+  auto w = (lin->weight.to(torch::kFloat) + lin->lora_scale() * B.matmul(A)) * mask;
+  auto yr = torch::nn::functional::linear(xr, w, lin->bias);
+  (yr * g).sum().backward();
+  EXPECT_TRUE(torch::allclose(y, yr, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(x.grad(), xr.grad(), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(lin->lora_A().grad(), A.grad(), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(lin->lora_B().grad(), B.grad(), 1e-5, 1e-6));
+  // Merging rounds to the weight's dtype and keeps every pruned zero.
+  lin->merge_adapter();
+  EXPECT_EQ(lin->weight.scalar_type(), torch::kHalf);
+  EXPECT_TRUE(lin->weight.masked_select(mask.eq(0)).eq(0).all().item<bool>());
+  EXPECT_TRUE(torch::equal(lin->weight, w.detach().to(torch::kHalf)));
+}
+
 TEST(RepairGrad, MaskedFtGradientAndUpdatesKeepZeros) {
   torch::manual_seed(4);
   auto mask = random_mask(12, 16, 0, 0, 0.6);

@@ -83,6 +83,15 @@ SparseFormat parse_sparse_format(const std::string& s) {
 
 std::string to_string(SparseFormat f) { return f == SparseFormat::Bitmask ? "bitmask" : "nm"; }
 
+torch::Tensor mapped_tensor(const std::shared_ptr<const io::Checkpoint>& ckpt, const std::string& name) {
+  const io::TensorInfo& info = ckpt->info(name);
+  const uint8_t* p = ckpt->data(name);
+  if (reinterpret_cast<uintptr_t>(p) % io::dtype_size(info.dtype) != 0) return {};
+  std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
+  return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {},
+                          torch::TensorOptions().dtype(scalar_type_of(info)));
+}
+
 namespace {
 
 // The dtype a model's tensors are written in: the checkpoint's (config.json torch_dtype, kept as
@@ -330,17 +339,6 @@ bool all_finite(const io::TensorInfo& info, const uint8_t* p) {
   }
 }
 
-// A read-only view of a checkpoint tensor in its stored dtype that keeps the mapping alive; an
-// undefined tensor when the data is not aligned to its element size (then it is copied).
-torch::Tensor mapped_view(const std::shared_ptr<const io::Checkpoint>& ckpt, const std::string& name) {
-  const io::TensorInfo& info = ckpt->info(name);
-  const uint8_t* p = ckpt->data(name);
-  if (reinterpret_cast<uintptr_t>(p) % io::dtype_size(info.dtype) != 0) return {};
-  std::vector<int64_t> shape(info.shape.begin(), info.shape.end());
-  return torch::from_blob(const_cast<uint8_t*>(p), shape, [keep = ckpt](void*) {},
-                          torch::TensorOptions().dtype(scalar_type_of(info)));
-}
-
 // A copy of a 16-bit checkpoint tensor in its dtype (LoadOptions::stored_dtype); undefined for
 // other dtypes (they are widened to fp32 as without the option).
 torch::Tensor stored_copy(const io::TensorInfo& info, const uint8_t* data) {
@@ -362,7 +360,7 @@ void copy_tensors(const std::shared_ptr<const io::Checkpoint>& mapped, bool stor
     }
     const io::TensorInfo& info = ckpt.info(name);
     if ((mapped || stored) && linear_weights.count(name)) {
-      auto kept = mapped ? mapped_view(mapped, name) : stored_copy(info, ckpt.data(name));
+      auto kept = mapped ? mapped_tensor(mapped, name) : stored_copy(info, ckpt.data(name));
       if (kept.defined()) {
         RESSA_CHECK(all_finite(info, ckpt.data(name)), "[load_model] ", ckpt.file_of(name), ": tensor ", name,
                     " contains NaN or Inf");

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,10 @@ namespace ressa::model {
 // Converts a safetensors tensor to a torch tensor (floating dtypes -> float32; U8/BOOL -> uint8;
 // integer dtypes kept). Always a copy.
 torch::Tensor to_torch(const io::TensorInfo& info, const uint8_t* data);
+// A read-only view of the checkpoint tensor `name` (module name) in its stored dtype, with no copy;
+// it keeps the mapping alive. Undefined when the data is not aligned to its element size. Writing
+// to it crashes (the mapping is read-only).
+torch::Tensor mapped_tensor(const std::shared_ptr<const io::Checkpoint>& ckpt, const std::string& name);
 // Keys a checkpoint may hold that are not parameters and are ignored (HF buffers).
 bool is_ignorable_key(const std::string& key);
 

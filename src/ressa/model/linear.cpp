@@ -243,6 +243,45 @@ class LowRankAdapter : public Adapter {
   double scale_;
 };
 
+// y = x ((W + s·B·A) ⊙ M)ᵀ with W and M frozen, as one autograd node that keeps x, A and B for
+// the backward pass and forms the [d_out, d_in] merged weight again there: autograd's own graph
+// kept that matrix (fp32) of every adapted layer until the backward pass, the whole model's
+// weights again in fp32 (docs/architecture.md "Memory when repairing").
+struct SparseLoraLinear : torch::autograd::Function<SparseLoraLinear> {
+  // The frozen operands, passed as one non-tensor argument: autograd records every tensor
+  // argument, and the mask may be undefined.
+  struct Frozen {
+    torch::Tensor w, mask;
+    double scale;
+  };
+  static torch::Tensor merged(const Frozen& f, const torch::Tensor& a, const torch::Tensor& b) {
+    auto m = f.w.to(a.scalar_type()) + f.scale * torch::matmul(b, a);
+    if (f.mask.defined()) m.mul_(f.mask);
+    return m;
+  }
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& a,
+                               const torch::Tensor& b, const Frozen& f) {
+    ctx->save_for_backward({x, a, b});
+    ctx->saved_data["w"] = f.w;
+    ctx->saved_data["mask"] = f.mask;
+    ctx->saved_data["scale"] = f.scale;
+    return torch::matmul(x, merged(f, a, b).t());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &a = saved[1], &b = saved[2];
+    const Frozen f{ctx->saved_data["w"].toTensor(), ctx->saved_data["mask"].toTensor(),
+                   ctx->saved_data["scale"].toDouble()};
+    const auto& g = grad[0];
+    auto gx = torch::matmul(g, merged(f, a, b));
+    auto gw = torch::matmul(g.reshape({-1, g.size(-1)}).t(), x.reshape({-1, x.size(-1)}));  // [d_out, d_in]
+    if (f.mask.defined()) gw.mul_(f.mask);
+    auto ga = f.scale * torch::matmul(b.t(), gw), gb = f.scale * torch::matmul(gw, a.t());
+    return {gx, ga, gb, torch::Tensor()};
+  }
+};
+
 // SparseLoRA: the mask applies to the product B·A (method.md §2), so the merged weight keeps the pattern.
 class SparseLoraAdapter final : public LowRankAdapter {
  public:
@@ -250,14 +289,13 @@ class SparseLoraAdapter final : public LowRankAdapter {
   AdapterKind kind() const override { return AdapterKind::SparseLora; }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const WeightMask& m,
                         const torch::Tensor& b) const override {
-    auto merged_w = w + delta();
-    if (m.defined()) merged_w = merged_w * m.tensor();
-    return torch::nn::functional::linear(x, merged_w, b);
+    if (!at::GradMode::is_enabled()) return linear(x, merged(w, m), b);
+    auto y = SparseLoraLinear::apply(x, a_, b_, SparseLoraLinear::Frozen{w.detach(), m.tensor(), scale_});
+    return b.defined() ? y + b : y;
   }
   torch::Tensor merged(const torch::Tensor& w, const WeightMask& m) const override {
-    auto out = w.detach() + delta().detach();
-    if (m.defined()) out *= m.tensor();
-    return out;
+    torch::NoGradGuard ng;
+    return SparseLoraLinear::merged({w.detach(), m.tensor(), scale_}, a_, b_);
   }
 };
 
@@ -269,7 +307,7 @@ class LoraAdapter final : public LowRankAdapter {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const WeightMask&,
                         const torch::Tensor& b) const override {
     namespace F = torch::nn::functional;
-    return F::linear(x, w, b) + scale_ * F::linear(F::linear(x, a_), b_);
+    return linear(x, w, b) + scale_ * F::linear(F::linear(x, a_), b_);
   }
   torch::Tensor merged(const torch::Tensor& w, const WeightMask&) const override {
     return w.detach() + delta().detach();
@@ -341,7 +379,8 @@ void LinearImpl::attach_adapter(AdapterKind kind, int64_t rank, double alpha) {
   }
   RESSA_CHECK_ARG(rank > 0, "[Linear::attach_adapter] rank must be > 0, got ", rank);
   weight.set_requires_grad(false);
-  auto opts = weight.options().requires_grad(false);
+  // fp32 factors whatever the frozen weight's dtype (a 16-bit weight read in place).
+  auto opts = weight.options().dtype(torch::kFloat).requires_grad(false);
   auto a = torch::empty({rank, in_features()}, opts);
   torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
   a = register_parameter("lora_A", a);
@@ -375,7 +414,9 @@ torch::Tensor LinearImpl::merged_weight() const {
 
 void LinearImpl::merge_adapter() {
   torch::NoGradGuard ng;
-  weight.copy_(merged_weight());
+  // A new tensor in the weight's dtype (rounded as copy_ would), not a write into it: the frozen
+  // weight may be a read-only view of the mapped checkpoint (LoadOptions::map_weights).
+  weight.set_data(merged_weight().to(weight.scalar_type()));
   adapter_.reset();
 }
 

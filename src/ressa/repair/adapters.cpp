@@ -2,9 +2,11 @@
 #include "ressa/repair/adapters.h"
 
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "ressa/core/error.h"
+#include "ressa/io/file_pages.h"
 #include "ressa/io/safetensors.h"
 #include "ressa/model/checkpoint.h"
 
@@ -77,28 +79,33 @@ std::vector<torch::Tensor> trainable_parameters(const std::vector<AdaptedLinear>
 
 TeacherInfo attach_dense_teacher(model::Llava& net, const std::string& dense_dir, const std::string& pruned_dir,
                                  const torch::Device& device) {
-  auto ckpt = io::Checkpoint::open_dir(dense_dir);
+  // The dense weights are read in place from the mapped checkpoint in its stored dtype on CPU (no
+  // second fp32 copy of the model: docs/architecture.md "Memory when repairing").
+  const auto ckpt = std::make_shared<const io::Checkpoint>(io::Checkpoint::open_dir(dense_dir));
   std::map<std::string, model::Linear> linear_of;
   for (auto& [name, lin] : net->linears()) linear_of.emplace(name + ".weight", lin);
   TeacherInfo info;
   torch::NoGradGuard ng;
   for (auto& [name, t] : model::checkpoint_tensors(net)) {
-    RESSA_CHECK_ARG(ckpt.contains(name), "[repair] --dense ", dense_dir, " lacks tensor ", name, " of --pruned ",
+    RESSA_CHECK_ARG(ckpt->contains(name), "[repair] --dense ", dense_dir, " lacks tensor ", name, " of --pruned ",
                     pruned_dir, " (not the same architecture)");
-    const auto& ti = ckpt.info(name);
+    const auto& ti = ckpt->info(name);
     std::vector<int64_t> want(t.sizes().begin(), t.sizes().end());
     RESSA_CHECK_ARG(ti.shape == want, "[repair] tensor ", name, " has shape ", torch::IntArrayRef(ti.shape), " in --dense ",
                     dense_dir, " but ", t.sizes(), " in --pruned ", pruned_dir);
-    auto w0 = model::to_torch(ti, ckpt.data(name)).to(t.device());
-    if (torch::equal(w0, t.detach())) continue;
+    auto w0 = model::mapped_tensor(ckpt, name);
+    if (!w0.defined()) w0 = model::to_torch(ti, ckpt->data(name));  // not aligned for a view: a copy
+    const bool same = torch::equal(w0.to(t.device(), t.scalar_type()), t.detach());
+    io::release_file_pages(ckpt->data(name), ti.nbytes());
+    if (same) continue;
     auto it = linear_of.find(name);
     RESSA_CHECK_ARG(it != linear_of.end() && it->second->mask().defined(), "[repair] tensor ", name,
                     " differs between --dense ", dense_dir, " and --pruned ", pruned_dir,
                     "; pruning changes only the weights of the Linears it masks, so the teacher would not be the "
                     "dense model");
-    it->second->set_teacher_weight(w0.to(device));
+    it->second->set_teacher_weight(device.is_cpu() ? w0 : w0.to(device));
     info.dense_linears += 1;
-    info.dense_bytes += w0.numel() * static_cast<int64_t>(sizeof(float));
+    info.dense_bytes += w0.numel() * static_cast<int64_t>(w0.element_size());
   }
   return info;
 }

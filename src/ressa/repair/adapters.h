@@ -50,7 +50,7 @@ std::vector<torch::Tensor> trainable_parameters(const std::vector<AdaptedLinear>
 
 struct TeacherInfo {
   int64_t dense_linears = 0;  // Linears given a dense_weight (weights that pruning changed)
-  int64_t dense_bytes = 0;    // memory those W0 copies take
+  int64_t dense_bytes = 0;    // bytes of those W0 (in the dense checkpoint's dtype, read in place on CPU)
 };
 
 // Loads W0 from the dense model directory into dense_weight of every Linear of `net` (the pruned

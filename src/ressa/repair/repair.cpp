@@ -109,7 +109,12 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
   };
 
   say("loading " + o.pruned_dir);
-  auto lm = model::load_model(o.pruned_dir, rt.device);
+  // The frozen weights of the low-rank adapters' layers stay in the checkpoint's dtype, read in
+  // place from the mapped file (docs/architecture.md "Memory when repairing"); masked finetuning
+  // trains the weights themselves, so it loads fp32 copies.
+  model::LoadOptions load;
+  load.map_weights = o.adapter.kind != model::AdapterKind::MaskedFt;
+  auto lm = model::load_model(o.pruned_dir, rt.device, load);
   RESSA_CHECK_ARG(lm.has_masks, "[repair] --pruned ", o.pruned_dir, ": no masks loaded");
   auto& net = lm.model;
   const auto& cfg = net->config;
