@@ -132,7 +132,9 @@ const std::string kLanguageBlocks = "language_model.model.layers.";
 // Captures the inputs of a set of Linears through their input hooks while it lives, and keeps
 // one LayerStats (with XᵀX) per distinct input tensor: layers that read the same tensor in a
 // forward pass (q/k/v, gate/up) share statistics. The inputs seen in the current batch are held
-// until next_batch(), so a freed tensor's address can never be mistaken for a shared input.
+// by weak references until next_batch(): their memory is freed as soon as the forward pass is done
+// with them (a 7B down_proj's input is 0.4 GB per batch), but the TensorImpl objects stay
+// allocated, so a freed tensor's address can never be mistaken for a shared input.
 class Collector {
  public:
   Collector(std::vector<Target>& targets, bool need_hessian, torch::ScalarType hessian_dtype)
@@ -155,7 +157,7 @@ class Collector {
   // x [..., d_in]: the input of target i.
   void feed(size_t i, const torch::Tensor& x) {
     for (size_t j = 0; j < seen_.size(); ++j) {
-      if (seen_[j].is_same(x) && (!stats_[i] || stats_[i] == seen_stats_[j])) {
+      if (seen_[j]._unsafe_get_target() == x.unsafeGetTensorImpl() && (!stats_[i] || stats_[i] == seen_stats_[j])) {
         stats_[i] = seen_stats_[j];
         return;
       }
@@ -164,7 +166,7 @@ class Collector {
     auto rows = x.reshape({-1, x.size(-1)});
     if (rows_.defined()) rows = rows.index({rows_});
     stats_[i]->add_batch(rows);
-    seen_.push_back(x);
+    seen_.emplace_back(x.getIntrusivePtr());
     seen_stats_.push_back(stats_[i]);
   }
   const std::shared_ptr<LayerStats>& stats(size_t i) const { return stats_[i]; }
@@ -174,7 +176,7 @@ class Collector {
   std::vector<std::shared_ptr<LayerStats>> stats_;
   bool need_hessian_;
   torch::ScalarType hessian_dtype_;
-  std::vector<torch::Tensor> seen_;
+  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> seen_;
   std::vector<std::shared_ptr<LayerStats>> seen_stats_;
   torch::Tensor rows_;
 };
