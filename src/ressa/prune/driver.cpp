@@ -525,7 +525,9 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
   auto set = load_calibration_set(data, proc, lm.model->config, o.calib_samples, o.seed);
   InstallFn install;
   if (device.is_cpu()) {
-    auto spill = std::make_shared<io::SpillFile>(fs::absolute(out_dir).parent_path().string());
+    auto where = fs::absolute(out_dir).lexically_normal();
+    if (!where.has_filename()) where = where.parent_path();  // "out/"
+    auto spill = std::make_shared<io::SpillFile>(where.parent_path().string());
     install = [spill](model::LinearImpl& lin, const torch::Tensor& weight, const torch::Tensor& mask) {
       // Rounded to the weight's dtype as copy_ into it would. The mask is spilled as bool, the
       // dtype a layer keeps (a uint8 view would be converted into a new bool tensor in memory:
