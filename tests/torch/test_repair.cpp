@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -381,6 +382,60 @@ TEST(RepairObjective, PaddingTokensDoNotChangeTheModelLoss) {
   EXPECT_GT(base.kd.item<double>(), 0);  // student (pruned + adapters) differs from the dense teacher
 }
 
+// Nodes of the graph behind `t` whose name contains `part` (every node counted once).
+int64_t count_graph_nodes(const torch::Tensor& t, const std::string& part) {
+  std::vector<torch::autograd::Node*> todo{t.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  int64_t n = 0;
+  while (!todo.empty()) {
+    auto* node = todo.back();
+    todo.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    n += node->name().find(part) != std::string::npos;
+    for (const auto& e : node->next_edges()) todo.push_back(e.function.get());
+  }
+  return n;
+}
+
+// --checkpointing: every vision block that reaches the output and every decoder block becomes one
+// recorded node holding its input, and backward (recomputing each block) gives the loss and the
+// adapters' gradients of the ordinary graph.
+TEST(RepairGrad, CheckpointedBlocksGiveTheSameLossAndGradients) {
+  const auto& f = fixture();
+  auto lm = model::load_model(f.pruned_un, torch::kCPU);
+  repair::attach_dense_teacher(lm.model, f.dense, f.pruned_un, torch::kCPU);
+  torch::manual_seed(7);
+  auto adapted = repair::attach_adapters(lm.model, repair::AdapterOptions{});
+  for (auto& a : adapted) a.lin->lora_B().data().normal_(0, 0.1);
+  const auto params = repair::trainable_parameters(adapted);
+  auto b = tiny_batch(5);
+  std::vector<torch::Tensor> want;
+  double want_loss = 0;
+  int64_t blocks = 0;
+  for (bool on : {false, true}) {
+    lm.model->set_checkpointing(on);
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    auto loss = repair::repair_loss(lm.model, b, 0.5, 2.0).total;
+    const int64_t nodes = count_graph_nodes(loss, "Checkpointed");
+    loss.backward();
+    if (!on) {
+      EXPECT_EQ(nodes, 0);
+      want_loss = loss.item<double>();
+      for (auto& p : params) want.push_back(p.grad().clone());
+      blocks = lm.model->config.vision_layers_used() + lm.model->config.text.num_hidden_layers;
+      continue;
+    }
+    EXPECT_EQ(nodes, blocks);
+    EXPECT_NEAR(loss.item<double>(), want_loss, 1e-6);
+    for (size_t i = 0; i < params.size(); ++i) {
+      ASSERT_TRUE(params[i].grad().defined()) << i;
+      const double scale = want[i].abs().max().item<double>();
+      EXPECT_GT(scale, 0) << i;
+      EXPECT_LE((params[i].grad() - want[i]).abs().max().item<double>(), 1e-5 * scale + 1e-7) << i;
+    }
+  }
+}
+
 // ---- teacher --------------------------------------------------------------------------------
 
 TEST(RepairTeacher, TeacherForwardIsExactlyTheDenseModel) {
@@ -515,6 +570,33 @@ TEST(RepairModel, MicroBatchesGiveTheFullBatchResult) {
     moved = std::max(moved, (w - w0[n]).abs().max().item<double>());
   }
   EXPECT_GT(moved, 1e-3) << "the repair changed the weights by more than the tolerance";
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST(RepairModel, CheckpointingGivesTheSameRepair) {
+  // --checkpointing with --micro-batch 3: six AdamW steps give the merged weights of the plain
+  // full-batch run within 1e-5, and repair.json records the setting.
+  const auto& f = fixture();
+  const std::string a = f.root + "/rep_plain", b = f.root + "/rep_ckpt";
+  auto oa = e2e_options(f.pruned_nm, a);
+  oa.val_limit = 0;
+  repair::repair_model(oa, model::Runtime{});
+  auto ob = e2e_options(f.pruned_nm, b);
+  ob.val_limit = 0;
+  ob.loop.micro_batch = 3;
+  ob.checkpointing = true;
+  repair::repair_model(ob, model::Runtime{});
+  auto wa = read_weights(a), wb = read_weights(b), w0 = read_weights(f.pruned_nm);
+  double moved = 0;
+  for (auto& [n, w] : wa) {
+    EXPECT_TRUE(torch::allclose(w, wb[n], 0, 1e-5)) << n << " " << (w - wb[n]).abs().max().item<double>();
+    moved = std::max(moved, (w - w0[n]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-3);
+  auto rec = nlohmann::json::parse(read_file(b + "/repair.json"));
+  EXPECT_EQ(rec.at("checkpointing"), true);
+  EXPECT_EQ(rec.at("micro_batch"), 3);
   fs::remove_all(a);
   fs::remove_all(b);
 }

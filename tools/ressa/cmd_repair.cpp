@@ -39,6 +39,8 @@ void register_repair(CLI::App& app) {
   cmd->add_option("--micro-batch", o.loop.micro_batch,
                   "run each step's batch in chunks of N examples, accumulating gradients (less memory; 0 = whole batch)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--checkpointing", o.checkpointing,
+                "keep only each block's input and recompute the block in backward (less memory, about 1/3 more time)");
   cmd->add_option("--lr", o.loop.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", o.loop.warmup, "warm-up steps")->capture_default_str();
   cmd->add_option("--weight-decay", o.loop.weight_decay, "AdamW weight decay")->capture_default_str();

@@ -28,6 +28,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--micro-batch", f->o.loop.micro_batch,
                   "run each step's batch in chunks of N examples, accumulating gradients (less memory; 0 = whole batch)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--checkpointing", f->o.checkpointing,
+                "keep only each block's input and recompute the block in backward (less memory, about 1/3 more time)");
   cmd->add_option("--lr", f->o.loop.lr, "peak learning rate (default: the preset's recipe)");
   cmd->add_option("--warmup", f->o.loop.warmup, "warm-up steps (default: the preset's recipe)");
   cmd->add_option("--weight-decay", f->o.loop.weight_decay, "AdamW weight decay");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ressa/core/error.h"
+#include "ressa/model/activation_checkpoint.h"
 
 namespace F = torch::nn::functional;
 
@@ -290,7 +291,10 @@ torch::Tensor LlavaImpl::image_features(const torch::Tensor& pixels) {
   const int64_t layer = config.vision_feature_layer < 0 ? L + 1 + config.vision_feature_layer : config.vision_feature_layer;
   // Run only the blocks the selected hidden state needs.
   auto x = vm->embed(pixels);
-  for (int64_t i = 0; i < layer; ++i) x = vm->blocks[i](x);
+  for (int64_t i = 0; i < layer; ++i) {
+    auto blk = vm->blocks[i];
+    x = checkpointing_ ? checkpointed([blk](const torch::Tensor& h) mutable { return blk(h); }, x) : blk(x);
+  }
   if (config.vision_feature_select_strategy == "default") x = x.slice(1, 1);
   return multi_modal_projector(x);
 }
@@ -326,7 +330,11 @@ DecoderInputs decoder_inputs(const torch::Tensor& mask, int64_t Tn, const io::Te
 torch::Tensor LlavaImpl::decode(const torch::Tensor& embeds, const torch::Tensor& attn_mask) {
   const auto in = decoder_inputs(attn_mask, embeds.size(1), config.text, embeds.scalar_type());
   auto x = embeds;
-  for (auto& blk : language_model->model->blocks) x = blk(x, in.cos, in.sin, in.bias);
+  for (auto& blk : language_model->model->blocks) {
+    // The recomputation in backward may outlive this call: the block and its inputs by value.
+    auto run = [blk, in](const torch::Tensor& h) mutable { return blk(h, in.cos, in.sin, in.bias); };
+    x = checkpointing_ ? checkpointed(run, x) : run(x);
+  }
   return language_model->lm_head(language_model->model->norm(x));
 }
 

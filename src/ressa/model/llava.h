@@ -207,11 +207,17 @@ class LlavaImpl : public torch::nn::Module {
   std::vector<std::pair<std::string, Linear>> language_block_linears();
   // Sets teacher mode on every Linear (dense W0 forward when the layer has one).
   void set_teacher_mode(bool on);
+  // Activation checkpointing of every vision and decoder block in image_features() and
+  // decode(embeds, mask) while gradients are on (model/activation_checkpoint.h); off by default.
+  void set_checkpointing(bool on) { checkpointing_ = on; }
 
   io::LlavaConfig config;
   ClipVisionModel vision_tower{nullptr};
   Projector multi_modal_projector{nullptr};
   LlamaForCausalLm language_model{nullptr};
+
+ private:
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(Llava);
 

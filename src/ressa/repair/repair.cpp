@@ -170,7 +170,9 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
     // The objective averages over answer positions: weight = their count (loss_mask is 0/1).
     return train::StepLoss(repair_loss(net, b, o.kd_weight, o.temperature).total, b.loss_mask.sum().item<double>());
   };
+  net->set_checkpointing(o.checkpointing);
   res.loop = train::run_loop(params, train_set.size(), lo, hooks);
+  net->set_checkpointing(false);
   if (!root) {  // rank 0 merges, evaluates and writes; the others wait for it (dist/group.h)
     rt.group->root_done("writing " + o.out_dir);
     return res;
@@ -192,7 +194,7 @@ RepairResult repair_model(const RepairOptions& o, const model::Runtime& rt, cons
       {"targets", to_string(o.adapter.targets)},
       {"ranks", {{"vision", o.adapter.rank_vision}, {"language", o.adapter.rank_language}, {"projector", o.adapter.rank_projector}}},
       {"alpha", o.adapter.alpha},
-      {"steps", lo.steps}, {"batch", lo.batch}, {"lr", lo.lr}, {"warmup", lo.warmup},
+      {"steps", lo.steps}, {"batch", lo.batch}, {"micro_batch", lo.micro_batch}, {"checkpointing", o.checkpointing}, {"lr", lo.lr}, {"warmup", lo.warmup},
       {"min_lr_ratio", lo.min_lr_ratio}, {"weight_decay", lo.weight_decay}, {"seed", o.seed},
       {"dense_model", {{"path", o.dense_dir}, {"fingerprint", prune_rec["dense_model"]["fingerprint"]}}},
       {"pruned_model", {{"path", o.pruned_dir}, {"fingerprint", model::model_fingerprint(o.pruned_dir)}}},

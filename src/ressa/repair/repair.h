@@ -23,6 +23,7 @@ struct RepairOptions {
   AdapterOptions adapter;    // kind, targets, ranks, alpha
   double kd_weight = 0.1;    // λ: weight of the distillation term (0 = CE only)
   double temperature = 1.0;  // T of the distillation softmax
+  bool checkpointing = false;  // activation checkpointing of every block (model/activation_checkpoint.h)
   train::LoopOptions loop = default_loop();  // steps, batch, lr, schedule, checkpoints (dir = <out>.ckpt)
   uint64_t seed = 0;         // adapter initialisation and data order
   int64_t val_limit = 500;   // val examples scored before/after (0 = no evaluation)

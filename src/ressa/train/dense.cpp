@@ -51,6 +51,7 @@ DenseTrainResult train_dense(const DenseTrainOptions& o, const model::Runtime& r
   torch::manual_seed(o.seed);
   model::Llava net(cfg);
   net->to(rt.device);
+  net->set_checkpointing(o.checkpointing);
   std::vector<torch::Tensor> params;
   int64_t n_params = 0;
   for (auto& p : net->parameters()) {

@@ -19,6 +19,7 @@ struct DenseTrainOptions {
   // Pack the questions that share an image into one sequence (vqa_data.h); then a step's
   // batch counts images (sequences), not questions. Off: one question per sequence.
   bool pack = true;
+  bool checkpointing = false;  // activation checkpointing of every block (model/activation_checkpoint.h)
   LoopOptions loop;          // steps, batch, lr, schedule, checkpoints (dir set from out_dir)
 };
 
