@@ -4,7 +4,9 @@
 # bench/random_checkpoint.py (no download), runs each step under /usr/bin/time -v, prints one
 # row per step (seconds, peak RSS) and deletes the checkpoint.
 # Usage: bench/memory.sh BUILD_DIR WORK_DIR [7b|1b] [THREADS] [STEPS]
-#   STEPS: a quoted list of generate eval wanda sparsegpt (default: all four, in that order)
+#   STEPS: a quoted list of generate eval wanda sparsegpt repair (default: the first four, in that
+#   order); repair (SparseLoRA + KD, 20 steps of one conversation, --micro-batch 1 --checkpointing)
+#   repairs the model the latest wanda or sparsegpt step pruned
 #   7b: the verbatim config.json of llava-hf/llava-1.5-7b-hf (14 GB on disk; ~2 min to write)
 #   1b: TinyLlama-1.1B text + CLIP ViT-L/14-336 (bench/configs/tinyllama-1.1b-clip-l336.json; 2.8 GB)
 set -euo pipefail
@@ -16,7 +18,7 @@ case "$SIZE" in
   *) echo "error: size must be 7b or 1b, got $SIZE" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"; WORK="$(cd "$WORK" && pwd)"; M="$WORK/model-$SIZE"
-trap 'rm -rf "$M" "$WORK/pruned-$SIZE"' EXIT
+trap 'rm -rf "$M" "$WORK/pruned-$SIZE" "$WORK/repaired-$SIZE" "$WORK/repaired-$SIZE.ckpt"' EXIT
 /usr/bin/python3 "$HERE/random_checkpoint.py" "$CFG" "$M"
 PHOTOS="$HERE/../tests/fixtures/image_processor/inputs"
 # 16 calibration conversations about the fixture photos (LLaVA format).
@@ -51,6 +53,9 @@ for what in $STEPS; do
       --image-folder "$PHOTOS" --method wanda --sparsity 0.5 --calib-samples 16 --out "$WORK/pruned-$SIZE" --threads "$T" ;;
     sparsegpt) rm -rf "$WORK/pruned-$SIZE"; step prune-sparsegpt-2:4 prune --model "$M" --data "$WORK/calib.json" \
       --image-folder "$PHOTOS" --method sparsegpt --pattern 2:4 --calib-samples 16 --out "$WORK/pruned-$SIZE" --threads "$T" ;;
-    *) echo "error: unknown step $what (generate, eval, wanda, sparsegpt)" >&2; exit 2 ;;
+    repair) rm -rf "$WORK/repaired-$SIZE"; step repair-20 repair --dense "$M" --pruned "$WORK/pruned-$SIZE" \
+      --data "$WORK/calib.json" --image-folder "$PHOTOS" --out "$WORK/repaired-$SIZE" --steps 20 --batch 1 \
+      --micro-batch 1 --checkpointing --checkpoint-every 0 --threads "$T" ;;
+    *) echo "error: unknown step $what (generate, eval, wanda, sparsegpt, repair)" >&2; exit 2 ;;
   esac
 done

@@ -455,6 +455,90 @@ TEST_F(PruneDriver, StreamedPruningIsTheInMemoryPruningBitForBit) {
   }
 }
 
+// Calibration activations spilled to a scratch file past activation_budget (a budget of one byte
+// spills every stage) give the model of the in-memory run bit for bit, for a method that changes
+// each stage (sequential) and one that does not (dense calibration); the report counts the bytes.
+TEST_F(PruneDriver, SpilledActivationsGiveTheSameModel) {
+  for (Method m : {Method::Wanda, Method::SparseGPT}) {
+    for (auto mode : {PruneModelOptions::Calib::Sequential, PruneModelOptions::Calib::Dense}) {
+      SCOPED_TRACE(prune::to_string(m) + " " + prune::to_string(mode));
+      auto o = options(m, SparsityPattern::unstructured(0.5), SparsityPattern::nm(2, 4), 12);
+      o.calib = mode;
+      o.calib_batch = 4;
+      auto a = make_net(5), b = make_net(5);
+      const auto files = [] {
+        int64_t n = 0;
+        for (auto& e : fs::directory_iterator(root)) n += e.is_regular_file();
+        return n;
+      };
+      const int64_t files_before = files();
+      const auto ra = run(a, o);
+      EXPECT_EQ(ra.activation_spill_bytes, 0);
+      o.activation_budget = 1;
+      o.scratch_dir = root.string();
+      const auto rb = run(b, o);
+      EXPECT_GT(rb.activation_spill_bytes, 0);
+      auto pa = a->named_parameters();
+      for (auto& p : b->named_parameters()) ASSERT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
+      auto la = a->linears();
+      std::map<std::string, model::Linear> by(la.begin(), la.end());
+      for (auto& [name, lin] : b->linears()) {
+        if (lin->mask().defined()) { ASSERT_TRUE(torch::equal(lin->mask(), by.at(name)->mask())) << name; }
+      }
+      EXPECT_EQ(files(), files_before);  // the scratch files had no name and are gone
+    }
+  }
+}
+
+// --max-memory: below the working set memory_estimate() gives it is refused before anything is
+// written; just above it every stage's activations go to disk and the model is the same.
+TEST_F(PruneDriver, MaxMemoryRefusesTooLittleAndSpillsPastTheWorkingSet) {
+  const std::string dense = (root / "maxmem-dense").string();
+  auto net = make_net(4);
+  model::save_model(dense, net);
+  tok->save(dense + "/tokenizer.json");
+  auto o = options(Method::Wanda, SparsityPattern::unstructured(0.5), SparsityPattern::unstructured(0.5), 12);
+  const std::string plain = (root / "maxmem-plain").string(), low = (root / "maxmem-low").string(),
+                    spill = (root / "maxmem-spill").string();
+  const auto r0 = prune::prune_model_dir(dense, data_dir(), plain, o, torch::kCPU);
+  EXPECT_EQ(r0.activation_spill_bytes, 0);
+  auto loaded = model::load_model(dense, torch::kCPU).model;
+  const int64_t need = prune::memory_estimate(loaded, o, 12, 64);
+  EXPECT_GT(need, int64_t(1) << 29);  // at least the runtime's share
+  o.max_memory = 1 << 20;
+  try {
+    prune::prune_model_dir(dense, data_dir(), low, o, torch::kCPU);
+    ADD_FAILURE() << "a 1 MiB limit was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--max-memory"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(low));
+  // The estimate grows with the longest calibration sequence: a limit a few KB above the one at
+  // the real lengths leaves a budget smaller than any stage's activations.
+  int64_t longest = 0;
+  const auto dcfg = loaded->config;
+  auto calib = prune::load_calibration_set(data_dir(), data::Processor::load_dir(dense, dcfg), dcfg, 12, o.seed);
+  for (const auto& s : calib.sequence) longest = std::max<int64_t>(longest, static_cast<int64_t>(s.size()));
+  o.max_memory = prune::memory_estimate(loaded, o, calib.size(), longest) + 4096;
+  const auto r1 = prune::prune_model_dir(dense, data_dir(), spill, o, torch::kCPU);
+  EXPECT_GT(r1.activation_spill_bytes, 0);
+  auto a = model::load_model(plain, torch::kCPU).model, b = model::load_model(spill, torch::kCPU).model;
+  auto pa = a->named_parameters();
+  for (auto& p : b->named_parameters()) ASSERT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
+  auto la = a->linears();
+  std::map<std::string, model::Linear> by(la.begin(), la.end());
+  int64_t masked = 0;
+  for (auto& [name, lin] : b->linears()) {
+    ASSERT_EQ(lin->mask().defined(), by.at(name)->mask().defined()) << name;
+    if (!lin->mask().defined()) continue;
+    ++masked;
+    ASSERT_TRUE(torch::equal(lin->mask(), by.at(name)->mask())) << name;
+  }
+  EXPECT_GT(masked, 0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(spill + "/prune.json")).at("layers"),
+            nlohmann::json::parse(read_file(plain + "/prune.json")).at("layers"));
+}
+
 // ---- allocation and per-module rules -----------------------------------------------------------
 
 namespace {

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "ressa/core/atomic_file.h"
+#include "ressa/core/units.h"
 #include "ressa/prune/driver.h"
 #include "ressa/prune/prune_tensor.h"
 #include "ressa/prune/recipe_options.h"
@@ -54,6 +55,7 @@ struct PruneFlags {
   std::string allocation = "uniform", recipe;
   double owl_threshold = 5.0, owl_lambda = 0.08;
   std::vector<std::string> targets, ignore, overrides;
+  std::string max_memory;
   CLI::Option *o_s = nullptr, *o_p = nullptr, *o_vs = nullptr, *o_vp = nullptr, *o_ls = nullptr, *o_lp = nullptr;
   std::vector<CLI::Option*> pruning;  // the flags a recipe replaces
 };
@@ -65,6 +67,7 @@ void set_calibration(const PruneFlags& f, prune::PruneModelOptions& o) {
   o.calib_batch = f.calib_batch;
   o.seed = f.seed;
   o.method_opts.hessian_dtype = prune::parse_hessian_dtype(f.hessian_dtype);
+  if (!f.max_memory.empty()) o.max_memory = parse_byte_size(f.max_memory, "--max-memory");
 }
 
 prune::PruneModelOptions options_from_flags(const PruneFlags& f) {
@@ -133,6 +136,9 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--calib-batch", f->calib_batch, "calibration sequences per forward pass");
   cmd->add_option("--hessian-dtype", f->hessian_dtype,
                   "SparseGPT's Hessian, factorisation and update: float32 (half the memory) or float64");
+  cmd->add_option("--max-memory", f->max_memory,
+                  "memory the run may take, e.g. 6G: calibration activations past what the model's working set "
+                  "leaves go to a scratch file beside --out (default: all in memory)");
   cmd->add_option("--granularity", f->granularity, "unstructured quota per output row (row) or per matrix (matrix)");
   cmd->add_option("--dsnot-base", f->dsnot_base, "DSnoT's initial mask: wanda, magnitude or sparsegpt");
   cmd->add_flag("--prune-projector", f->prune_projector, "also prune the projector (language pattern)");
@@ -208,6 +214,7 @@ void register_prune(CLI::App& app) {
                                 {"seconds", seconds},
                                 {"prune_seconds", rep.seconds},
                                 {"peak_rss_mb", rss},
+                                {"activation_spill_mb", static_cast<double>(rep.activation_spill_bytes) / 1048576.0},
                                 {"threads", rt.threads},
                                 {"sparsity",
                                  {{"vision", sp.vision}, {"language", sp.language}, {"overall", sp.overall}, {"model", sp.model}}},

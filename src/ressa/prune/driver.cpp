@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -36,6 +37,8 @@ void PruneModelOptions::validate() const {
   method_opts.validate();
   RESSA_CHECK_ARG(calib_samples > 0, "[PruneModelOptions] calib_samples must be > 0, got ", calib_samples);
   RESSA_CHECK_ARG(calib_batch > 0, "[PruneModelOptions] calib_batch must be > 0, got ", calib_batch);
+  RESSA_CHECK_ARG(activation_budget >= 0 && max_memory >= 0, "[PruneModelOptions] activation_budget and max_memory "
+                  "must be >= 0, got ", activation_budget, " and ", max_memory);
   for (auto [p, tower] : {std::pair{&vision, "vision"}, std::pair{&language, "language"}}) {
     if (p->is_nm())
       RESSA_CHECK_ARG(p->n > 0 && p->m > p->n, "[PruneModelOptions] ", tower, " pattern needs 0 < N < M, got ", p->n,
@@ -109,6 +112,41 @@ torch::Tensor spilled(const std::shared_ptr<io::SpillFile>& spill, const torch::
 void release_stage_memory() {
   io::release_all_file_pages();
   return_free_heap();
+}
+
+// Where one stage keeps its outputs (the next stage's inputs): in memory, or, when a stage's input
+// and output together would pass PruneModelOptions::activation_budget, in an unlinked scratch file
+// read back through its mapping (exact: the same bits). The first output decides for the stage.
+class ActivationStore {
+ public:
+  // `spilled_bytes` counts what this store writes to disk.
+  ActivationStore(const PruneModelOptions& o, int64_t batches, int64_t& spilled_bytes)
+      : o_(o), batches_(batches), spilled_bytes_(spilled_bytes) {}
+  torch::Tensor keep(const torch::Tensor& t) {
+    if (!t.defined() || !t.device().is_cpu()) return t;
+    if (!decided_) {
+      decided_ = true;
+      const int64_t held = 2 * batches_ * static_cast<int64_t>(t.nbytes());
+      if (o_.activation_budget > 0 && held > o_.activation_budget)
+        spill_ = std::make_shared<io::SpillFile>(o_.scratch_dir.empty() ? fs::temp_directory_path().string()
+                                                                        : o_.scratch_dir);
+    }
+    if (!spill_) return t;
+    spilled_bytes_ += static_cast<int64_t>(t.nbytes());
+    return spilled(spill_, t);
+  }
+
+ private:
+  const PruneModelOptions& o_;
+  int64_t batches_;
+  int64_t& spilled_bytes_;
+  bool decided_ = false;
+  std::shared_ptr<io::SpillFile> spill_;
+};
+
+// A stage input that was spilled is read again from the file when needed: its pages go once read.
+void release_input(const torch::Tensor& t) {
+  if (t.defined() && t.device().is_cpu()) io::release_file_pages(t.data_ptr(), t.nbytes());
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -243,6 +281,7 @@ class CalibrationWalk {
     lm_head();
   }
   int64_t calib_samples() const { return calib_samples_; }
+  int64_t spilled_bytes() const { return spilled_bytes_; }
 
  protected:
   // Called once per stage with targets, after their statistics are collected.
@@ -267,9 +306,10 @@ class CalibrationWalk {
       batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + o_.calib_batch));
     nb_ = static_cast<int64_t>(batches.size());
     hid_.resize(nb_), ids_.resize(nb_), attn_.resize(nb_);
+    ActivationStore store(o_, nb_, spilled_bytes_);
     for (int64_t b = 0; b < nb_; ++b) {
       auto bt = train::make_train_batch(calib, batches[b], tok, device);
-      hid_[b] = net_->vision_tower->vision_model->embed(bt.pixels);
+      hid_[b] = store.keep(net_->vision_tower->vision_model->embed(bt.pixels));
       ids_[b] = bt.ids;
       attn_[b] = bt.attn;
     }
@@ -299,7 +339,11 @@ class CalibrationWalk {
     auto proj = run_stage(stage_targets(plan_, "projector", -1),
                           [&](int64_t b) { return net_->multi_modal_projector(feat_[b]); }, nullptr);
     feat_.clear();
-    for (int64_t b = 0; b < nb_; ++b) hid_[b] = net_->embed(ids_[b], proj[b]);
+    ActivationStore store(o_, nb_, spilled_bytes_);
+    for (int64_t b = 0; b < nb_; ++b) {
+      hid_[b] = store.keep(net_->embed(ids_[b], proj[b]));
+      release_input(proj[b]);
+    }
   }
 
   // The decoder blocks; statistics only from real (non-padding) tokens.
@@ -339,8 +383,9 @@ class CalibrationWalk {
   // the statistics (empty function = all). Returns the stage's outputs.
   std::vector<torch::Tensor> run_stage(std::vector<Target> ts, const BatchFn& fwd, const BatchFn& rows) {
     std::vector<torch::Tensor> out(nb_);
+    ActivationStore store(o_, nb_, spilled_bytes_);
     if (ts.empty()) {
-      for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
+      for (int64_t b = 0; b < nb_; ++b) out[b] = store.keep(fwd(b)), release_input(hid_[b]);
       release_stage_memory();
       return out;
     }
@@ -350,18 +395,20 @@ class CalibrationWalk {
       for (int64_t b = 0; b < nb_; ++b) {
         col.next_batch(rows ? rows(b) : torch::Tensor());
         auto y = fwd(b);
-        if (!again) out[b] = y;
+        if (!again) out[b] = store.keep(y);
+        release_input(hid_[b]);
       }
       col.next_batch();
       visit(ts, col);
     }
     if (again)
-      for (int64_t b = 0; b < nb_; ++b) out[b] = fwd(b);
+      for (int64_t b = 0; b < nb_; ++b) out[b] = store.keep(fwd(b)), release_input(hid_[b]);
     release_stage_memory();
     return out;
   }
 
   int64_t calib_samples_ = 0;
+  int64_t spilled_bytes_ = 0;                    // calibration activations written to scratch files
   int64_t nb_ = 0;                               // calibration batches
   std::vector<torch::Tensor> hid_, ids_, attn_;  // per batch; hid_: [B, 1+P, Dv], later [B, T, D]
   std::vector<torch::Tensor> feat_;              // per batch: [B, image_tokens, Dv]
@@ -380,6 +427,7 @@ class Pruner final : public CalibrationWalk {
   PruneReport finish() {
     prog_.finish();
     rep_.calib_samples = calib_samples();
+    rep_.activation_spill_bytes = spilled_bytes();
     rep_.sparsity = eval::sparsity_report(net_);
     return std::move(rep_);
   }
@@ -500,6 +548,48 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
   return rep;
 }
 
+int64_t memory_estimate(model::Llava& net, const PruneModelOptions& o, int64_t calib_sequences, int64_t max_tokens) {
+  const auto& c = net->config;
+  const double runtime = 0x1p29;  // libtorch, OpenBLAS and allocator overhead, measured idle: ~0.4-0.5 GB
+  // Everything but the Linear weights is an fp32 copy (embeddings, norms, biases, positions).
+  double others = 0;
+  for (const auto& p : net->parameters()) others += static_cast<double>(p.numel());
+  auto lins = net->vision_block_linears();
+  for (auto& l : net->language_block_linears()) lins.push_back(l);
+  for (auto& [name, lin] : net->linears()) others -= static_cast<double>(lin->weight.numel());
+  if (o.prune_projector)
+    for (const char* n : {"multi_modal_projector.linear_1", "multi_modal_projector.linear_2"})
+      for (auto& [name, lin] : net->linears())
+        if (name == n) lins.emplace_back(name, lin);
+  if (o.prune_lm_head) lins.emplace_back("language_model.lm_head", net->language_model->lm_head);
+  const double b = static_cast<double>(std::min(o.calib_batch, std::max<int64_t>(1, calib_sequences)));
+  const double mlp = 3.0 * 4.0 * b * static_cast<double>(max_tokens) *
+                     static_cast<double>(std::max(c.text.intermediate_size, c.vision.intermediate_size));
+  const bool hessian = o.method == Method::SparseGPT || (o.method == Method::DSnoT && o.method_opts.dsnot_base == Method::SparseGPT);
+  const double hes = o.method_opts.hessian_dtype == torch::kFloat64 ? 8.0 : 4.0;
+  double prune = 0, widest = 0;
+  std::map<std::string, double> block_bytes, block_hessians;
+  for (auto& [name, lin] : lins) {
+    const auto& w = lin->weight;
+    const double din = static_cast<double>(w.size(1));
+    prune = std::max(prune, 16.0 * static_cast<double>(w.numel()));
+    widest = std::max(widest, din);
+    // The block: the name up to its index ("...layers.7.").
+    const auto at = name.find("layers.");
+    const std::string block = at == std::string::npos ? name : name.substr(0, name.find('.', at + 7));
+    block_bytes[block] += static_cast<double>(w.nbytes());
+    // k/v share q's input and up shares gate's: one Hessian each.
+    const bool shares = name.find("k_proj") != std::string::npos || name.find("v_proj") != std::string::npos ||
+                        name.find("up_proj") != std::string::npos;
+    if (!shares) block_hessians[block] += hes * din * din;
+  }
+  double weights = 0, hessians = 0;
+  for (auto& [k, v] : block_bytes) weights = std::max(weights, v);
+  for (auto& [k, v] : block_hessians) hessians = std::max(hessians, v);
+  if (hessian) prune += hessians + 2.0 * hes * widest * widest;  // + damped copy and inverse factor
+  return static_cast<int64_t>(runtime + 4.0 * others + mlp + prune + 5.0 * weights);
+}
+
 PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource& data, const std::string& out_dir,
                             const PruneModelOptions& o, const torch::Device& device, const ProgressSink& progress) {
   o.validate();
@@ -523,11 +613,30 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
   const io::Tokenizer& tok = proc.tokenizer();
   if (progress) progress("loading calibration examples from " + data.path, false);
   auto set = load_calibration_set(data, proc, lm.model->config, o.calib_samples, o.seed);
+  auto where = fs::absolute(out_dir).lexically_normal();
+  if (!where.has_filename()) where = where.parent_path();  // "out/"
+  PruneModelOptions run = o;
+  run.scratch_dir = where.parent_path().string();
+  if (o.max_memory > 0) {
+    int64_t longest = 0;
+    for (const auto& s : set.sequence) longest = std::max<int64_t>(longest, static_cast<int64_t>(s.size()));
+    const int64_t need = memory_estimate(lm.model, o, set.size(), longest);
+    const auto gib = [](int64_t v) {
+      char s[32];
+      std::snprintf(s, sizeof s, "%.2f GiB", static_cast<double>(v) / 0x1p30);
+      return std::string(s);
+    };
+    RESSA_CHECK_ARG(need < o.max_memory, "[prune] --max-memory ", gib(o.max_memory), " is below the ~", gib(need),
+                    " this model needs besides its calibration activations (one block's weights, the embeddings, one "
+                    "calibration batch; docs/architecture.md \"Memory when pruning\"): raise it, or lower --calib-batch");
+    run.activation_budget = o.max_memory - need;
+    if (progress)
+      progress("memory: ~" + gib(need) + " working set; calibration activations up to " + gib(run.activation_budget) +
+                   " in memory, past that in a scratch file in " + run.scratch_dir, false);
+  }
   InstallFn install;
   if (device.is_cpu()) {
-    auto where = fs::absolute(out_dir).lexically_normal();
-    if (!where.has_filename()) where = where.parent_path();  // "out/"
-    auto spill = std::make_shared<io::SpillFile>(where.parent_path().string());
+    auto spill = std::make_shared<io::SpillFile>(run.scratch_dir);
     install = [spill](model::LinearImpl& lin, const torch::Tensor& weight, const torch::Tensor& mask) {
       // Rounded to the weight's dtype as copy_ into it would. The mask is spilled as bool, the
       // dtype a layer keeps (a uint8 view would be converted into a new bool tensor in memory:
@@ -536,7 +645,7 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
       lin.set_mask(spilled(spill, mask.to(torch::kBool)));
     };
   }
-  auto rep = prune_model(lm.model, set, tok, o, device, progress, install);
+  auto rep = prune_model(lm.model, set, tok, run, device, progress, install);
 
   const std::string pattern = combined_pattern(o.vision, o.language);
   nlohmann::json rec = {{"method", to_string(o.method)},

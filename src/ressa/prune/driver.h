@@ -39,6 +39,16 @@ struct PruneModelOptions {
   Allocation allocation = Allocation::Uniform;
   OwlOptions owl;                    // OWL's M and lambda (allocation Owl)
   ModuleRules rules;                 // targets / ignore / per-pattern overrides by module name
+  // Calibration activations: a stage's inputs and outputs are held in memory while together they
+  // take at most this many bytes, else the stage's outputs go to an unlinked scratch file in
+  // scratch_dir (the system's temp directory when empty) and are read back through its mapping;
+  // the same bits either way. 0 = always in memory. prune_model_dir sets it from max_memory.
+  int64_t activation_budget = 0;
+  std::string scratch_dir;
+  // prune_model_dir only: the memory the whole run may take (`--max-memory`; 0 = no limit). The
+  // activation budget is what is left after the working set memory_estimate() gives; a limit
+  // below that working set is refused before anything is read.
+  int64_t max_memory = 0;
 
   void validate() const;  // throws std::invalid_argument naming the bad field
 };
@@ -62,6 +72,7 @@ struct PruneReport {
   std::vector<LayerReport> layers;  // in pruning order
   eval::SparsityReport sparsity;    // after pruning: vision / language / overall (targeted) and model
   int64_t calib_samples = 0;        // examples actually used
+  int64_t activation_spill_bytes = 0;  // calibration activations kept on disk (activation_budget)
   double seconds = 0;               // calibration + pruning
 };
 
@@ -106,6 +117,13 @@ PruneReport prune_model(model::Llava& net, const train::VqaSet& calib, const io:
 PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource& data, const std::string& out_dir,
                             const PruneModelOptions& opts, const torch::Device& device,
                             const ProgressSink& progress = {});
+
+// What streamed pruning holds besides the calibration activations (docs/results/memory "Memory
+// model of prune"): the runtime, the embeddings and norms as fp32, one calibration batch's MLP at
+// the longest calibration sequence, the pruning of the largest target (and for SparseGPT the
+// Hessians of a block and the factorisation of the widest input), and one block's weights five
+// times over (read, pruned, masks, and their file pages). Bytes.
+int64_t memory_estimate(model::Llava& net, const PruneModelOptions& opts, int64_t calib_sequences, int64_t max_tokens);
 
 // The single "pattern" string recorded for a run: the common pattern when both towers agree,
 // the pruned tower's when the other is dense, else "mixed".
