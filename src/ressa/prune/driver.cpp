@@ -632,7 +632,7 @@ PruneReport prune_model_dir(const std::string& dense_dir, const data::DataSource
     run.activation_budget = o.max_memory - need;
     if (progress)
       progress("memory: ~" + gib(need) + " working set; calibration activations up to " + gib(run.activation_budget) +
-                   " in memory, past that in a scratch file in " + run.scratch_dir, false);
+                   " in memory, past that in a scratch file in " + run.scratch_dir, true);
   }
   InstallFn install;
   if (device.is_cpu()) {

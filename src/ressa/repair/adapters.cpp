@@ -113,9 +113,16 @@ TeacherInfo attach_dense_teacher(model::Llava& net, const std::string& dense_dir
 MergeReport merge_adapters(model::Llava& net, const std::vector<AdaptedLinear>& adapted, model::AdapterKind kind) {
   MergeReport rep;
   torch::NoGradGuard ng;
+  // The teacher is done with; each merged weight is a new tensor, so the pages of the weight it
+  // replaces (read in place from the pruned checkpoint) are dropped as it goes.
+  for (auto& [name, lin] : net->linears()) lin->drop_teacher();
+  io::release_all_file_pages();
   for (auto& a : adapted) {
     model::Linear lin = a.lin;
+    const void* before = lin->weight.data_ptr();
+    const auto before_bytes = lin->weight.nbytes();
     lin->merge_adapter();
+    io::release_file_pages(before, before_bytes);
     lin->weight.set_requires_grad(false);
     rep.layers += 1;
     if (!lin->mask().defined()) continue;
@@ -132,7 +139,6 @@ MergeReport merge_adapters(model::Llava& net, const std::vector<AdaptedLinear>& 
                 " pruned positions are non-zero after merging the ", model::to_string(kind),
                 " adapter (expected 0); refusing to write a model that lost its sparsity");
   }
-  for (auto& [name, lin] : net->linears()) lin->drop_teacher();
   return rep;
 }
 

@@ -2,6 +2,7 @@
 #include "ressa/repair/objective.h"
 
 #include "ressa/core/error.h"
+#include "ressa/io/file_pages.h"
 
 namespace ressa::repair {
 
@@ -62,7 +63,13 @@ torch::Tensor teacher_logits(model::Llava& net, const train::Batch& b) {
 
 ObjectiveParts repair_loss(model::Llava& net, const train::Batch& b, double kd_weight, double temperature) {
   torch::Tensor t;
-  if (kd_weight > 0) t = teacher_logits(net, b);
+  if (kd_weight > 0) {
+    t = teacher_logits(net, b);
+    // The teacher's weights are the dense checkpoint's file pages: dropped here, so the student's
+    // pass holds its own weights' pages, not both models' (docs/architecture.md "Memory when
+    // repairing"). The student's pages fault back in from the page cache.
+    io::release_all_file_pages();
+  }
   auto s = net->forward(b.pixels, b.ids, b.attn);
   return repair_objective(s, t, b, kd_weight, temperature);
 }
