@@ -97,6 +97,7 @@ TeacherInfo attach_dense_teacher(model::Llava& net, const std::string& dense_dir
     if (!w0.defined()) w0 = model::to_torch(ti, ckpt->data(name));  // not aligned for a view: a copy
     const bool same = torch::equal(w0.to(t.device(), t.scalar_type()), t.detach());
     io::release_file_pages(ckpt->data(name), ti.nbytes());
+    if (t.device().is_cpu()) io::release_file_pages(t.data_ptr(), t.nbytes());  // the student's, when mapped
     if (same) continue;
     auto it = linear_of.find(name);
     RESSA_CHECK_ARG(it != linear_of.end() && it->second->mask().defined(), "[repair] tensor ", name,

@@ -64,10 +64,12 @@ torch::Tensor teacher_logits(model::Llava& net, const train::Batch& b) {
 ObjectiveParts repair_loss(model::Llava& net, const train::Batch& b, double kd_weight, double temperature) {
   torch::Tensor t;
   if (kd_weight > 0) {
+    // The weights are file pages of the two checkpoints, read in place: each pass holds its own
+    // model's, not both (docs/architecture.md "Memory when repairing"). The student's pages of the
+    // previous step's backward pass go before the teacher's pass, the teacher's after it; dropped
+    // pages fault back in from the page cache.
+    io::release_all_file_pages();
     t = teacher_logits(net, b);
-    // The teacher's weights are the dense checkpoint's file pages: dropped here, so the student's
-    // pass holds its own weights' pages, not both models' (docs/architecture.md "Memory when
-    // repairing"). The student's pages fault back in from the page cache.
     io::release_all_file_pages();
   }
   auto s = net->forward(b.pixels, b.ids, b.attn);
