@@ -57,6 +57,27 @@ PruneModelOptions options(Method m, const SparsityPattern& v, const SparsityPatt
   return o;
 }
 
+// Expects `got` to hold `want`'s masks: defined on the same Linears, equal bits. Returns how many
+// Linears are masked.
+int64_t expect_same_masks(model::Llava& got, model::Llava& want) {
+  auto lins = want->linears();
+  std::map<std::string, model::Linear> by(lins.begin(), lins.end());
+  int64_t masked = 0;
+  for (auto& [name, lin] : got->linears()) {
+    EXPECT_EQ(lin->mask().defined(), by.at(name)->mask().defined()) << name;
+    if (!lin->mask().defined() || !by.at(name)->mask().defined()) continue;
+    ++masked;
+    EXPECT_TRUE(torch::equal(lin->mask(), by.at(name)->mask())) << name;
+  }
+  return masked;
+}
+
+// Expects every parameter of `got` to equal `want`'s bit for bit.
+void expect_same_parameters(model::Llava& got, model::Llava& want) {
+  auto ps = want->named_parameters();
+  for (auto& p : got->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), ps[p.key()])) << p.key();
+}
+
 }  // namespace
 
 class PruneDriver : public ::testing::Test {
@@ -437,16 +458,7 @@ TEST_F(PruneDriver, StreamedPruningIsTheInMemoryPruningBitForBit) {
           if (dtype == "float16") r = r.to(torch::kHalf).to(torch::kFloat32);  // as written
           ASSERT_TRUE(torch::equal(p.value(), r)) << p.key();
         }
-        auto ref_lins = ref->linears();
-        std::map<std::string, model::Linear> ref_by(ref_lins.begin(), ref_lins.end());
-        int64_t masked = 0;
-        for (auto& [name, lin] : got->linears()) {
-          ASSERT_EQ(lin->mask().defined(), ref_by.at(name)->mask().defined()) << name;
-          if (!lin->mask().defined()) continue;
-          ++masked;
-          ASSERT_TRUE(torch::equal(lin->mask(), ref_by.at(name)->mask())) << name;
-        }
-        EXPECT_EQ(masked, static_cast<int64_t>(targeted_weights(ref).size()) + 1);  // + lm_head
+        EXPECT_EQ(expect_same_masks(got, ref), static_cast<int64_t>(targeted_weights(ref).size()) + 1);  // + lm_head
         auto rec = nlohmann::json::parse(read_file(out + "/prune.json"));
         if (m == Method::SparseGPT) { EXPECT_EQ(rec.at("hessian_dtype"), "float32"); }
         else if (m != Method::DSnoT) { EXPECT_FALSE(rec.contains("hessian_dtype")); }
@@ -478,13 +490,8 @@ TEST_F(PruneDriver, SpilledActivationsGiveTheSameModel) {
       o.scratch_dir = root.string();
       const auto rb = run(b, o);
       EXPECT_GT(rb.activation_spill_bytes, 0);
-      auto pa = a->named_parameters();
-      for (auto& p : b->named_parameters()) ASSERT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
-      auto la = a->linears();
-      std::map<std::string, model::Linear> by(la.begin(), la.end());
-      for (auto& [name, lin] : b->linears()) {
-        if (lin->mask().defined()) { ASSERT_TRUE(torch::equal(lin->mask(), by.at(name)->mask())) << name; }
-      }
+      expect_same_parameters(b, a);
+      EXPECT_GT(expect_same_masks(b, a), 0);
       EXPECT_EQ(files(), files_before);  // the scratch files had no name and are gone
     }
   }
@@ -523,18 +530,8 @@ TEST_F(PruneDriver, MaxMemoryRefusesTooLittleAndSpillsPastTheWorkingSet) {
   const auto r1 = prune::prune_model_dir(dense, data_dir(), spill, o, torch::kCPU);
   EXPECT_GT(r1.activation_spill_bytes, 0);
   auto a = model::load_model(plain, torch::kCPU).model, b = model::load_model(spill, torch::kCPU).model;
-  auto pa = a->named_parameters();
-  for (auto& p : b->named_parameters()) ASSERT_TRUE(torch::equal(p.value(), pa[p.key()])) << p.key();
-  auto la = a->linears();
-  std::map<std::string, model::Linear> by(la.begin(), la.end());
-  int64_t masked = 0;
-  for (auto& [name, lin] : b->linears()) {
-    ASSERT_EQ(lin->mask().defined(), by.at(name)->mask().defined()) << name;
-    if (!lin->mask().defined()) continue;
-    ++masked;
-    ASSERT_TRUE(torch::equal(lin->mask(), by.at(name)->mask())) << name;
-  }
-  EXPECT_GT(masked, 0);
+  expect_same_parameters(b, a);
+  EXPECT_GT(expect_same_masks(b, a), 0);
   EXPECT_EQ(nlohmann::json::parse(read_file(spill + "/prune.json")).at("layers"),
             nlohmann::json::parse(read_file(plain + "/prune.json")).at("layers"));
 }

@@ -127,6 +127,18 @@ std::map<std::string, torch::Tensor> read_weights(const std::string& dir) {
   return out;
 }
 
+// Expects the weights of the model directories a and b to agree within 1e-5; returns how far a's
+// moved from `start`'s (the largest change of any weight).
+double expect_same_weights(const std::string& a, const std::string& b, const std::string& start) {
+  auto wa = read_weights(a), wb = read_weights(b), w0 = read_weights(start);
+  double moved = 0;
+  for (auto& [n, w] : wa) {
+    EXPECT_TRUE(torch::allclose(w, wb[n], 0, 1e-5)) << n << " " << (w - wb[n]).abs().max().item<double>();
+    moved = std::max(moved, (w - w0[n]).abs().max().item<double>());
+  }
+  return moved;
+}
+
 template <typename E>
 std::string error_of(const std::function<void()>& fn) {
   try {
@@ -563,13 +575,7 @@ TEST(RepairModel, MicroBatchesGiveTheFullBatchResult) {
   ob.loop.micro_batch = 3;
   auto rb = repair::repair_model(ob, model::Runtime{});
   EXPECT_NEAR(ra.loop.final_loss, rb.loop.final_loss, 1e-5);
-  auto wa = read_weights(a), wb = read_weights(b), w0 = read_weights(f.pruned_un);
-  double moved = 0;
-  for (auto& [n, w] : wa) {
-    EXPECT_TRUE(torch::allclose(w, wb[n], 0, 1e-5)) << n << " " << (w - wb[n]).abs().max().item<double>();
-    moved = std::max(moved, (w - w0[n]).abs().max().item<double>());
-  }
-  EXPECT_GT(moved, 1e-3) << "the repair changed the weights by more than the tolerance";
+  EXPECT_GT(expect_same_weights(a, b, f.pruned_un), 1e-3) << "the repair changed the weights by more than the tolerance";
   fs::remove_all(a);
   fs::remove_all(b);
 }
@@ -587,13 +593,7 @@ TEST(RepairModel, CheckpointingGivesTheSameRepair) {
   ob.loop.micro_batch = 3;
   ob.checkpointing = true;
   repair::repair_model(ob, model::Runtime{});
-  auto wa = read_weights(a), wb = read_weights(b), w0 = read_weights(f.pruned_nm);
-  double moved = 0;
-  for (auto& [n, w] : wa) {
-    EXPECT_TRUE(torch::allclose(w, wb[n], 0, 1e-5)) << n << " " << (w - wb[n]).abs().max().item<double>();
-    moved = std::max(moved, (w - w0[n]).abs().max().item<double>());
-  }
-  EXPECT_GT(moved, 1e-3);
+  EXPECT_GT(expect_same_weights(a, b, f.pruned_nm), 1e-3);
   auto rec = nlohmann::json::parse(read_file(b + "/repair.json"));
   EXPECT_EQ(rec.at("checkpointing"), true);
   EXPECT_EQ(rec.at("micro_batch"), 3);
