@@ -497,6 +497,26 @@ TEST_F(PruneDriver, SpilledActivationsGiveTheSameModel) {
   }
 }
 
+// A checkpoint whose weights are stored in 16 bits keeps its calibration activations in those 16
+// bits between stages: spilling every stage writes exactly half the bytes of the same model stored
+// in fp32 (each stage's output is kept once, in the dtype it is kept in).
+TEST_F(PruneDriver, SixteenBitCheckpointsKeepSixteenBitActivations) {
+  std::map<std::string, int64_t> spilled;
+  for (const std::string& dtype : std::vector<std::string>{"float32", "float16", "bfloat16"}) {
+    const std::string dense = (root / ("act-dense-" + dtype)).string(), out = (root / ("act-out-" + dtype)).string();
+    auto net = make_net(6);
+    net->config.torch_dtype = dtype;
+    model::save_model(dense, net);
+    tok->save(dense + "/tokenizer.json");
+    auto o = options(Method::Wanda, SparsityPattern::unstructured(0.5), SparsityPattern::unstructured(0.5), 12);
+    o.activation_budget = 1;
+    spilled[dtype] = prune::prune_model_dir(dense, data_dir(), out, o, torch::kCPU).activation_spill_bytes;
+  }
+  EXPECT_GT(spilled["float32"], 0);
+  EXPECT_EQ(spilled["float16"] * 2, spilled["float32"]);
+  EXPECT_EQ(spilled["bfloat16"] * 2, spilled["float32"]);
+}
+
 // --max-memory: below the working set memory_estimate() gives it is refused before anything is
 // written; just above it every stage's activations go to disk and the model is the same.
 TEST_F(PruneDriver, MaxMemoryRefusesTooLittleAndSpillsPastTheWorkingSet) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -114,16 +115,18 @@ void release_stage_memory() {
   return_free_heap();
 }
 
-// Where one stage keeps its outputs (the next stage's inputs): in memory, or, when a stage's input
-// and output together would pass PruneModelOptions::activation_budget, in an unlinked scratch file
-// read back through its mapping (exact: the same bits). The first output decides for the stage.
+// Where one stage keeps its outputs (the next stage's inputs): in `dtype` (the checkpoint's 16 bits
+// for a model loaded in its stored dtype, else the compute dtype), in memory, or, when a stage's
+// input and output together would pass PruneModelOptions::activation_budget, in an unlinked scratch
+// file read back through its mapping (the same bits). The first output decides for the stage.
 class ActivationStore {
  public:
   // `spilled_bytes` counts what this store writes to disk.
-  ActivationStore(const PruneModelOptions& o, int64_t batches, int64_t& spilled_bytes)
-      : o_(o), batches_(batches), spilled_bytes_(spilled_bytes) {}
-  torch::Tensor keep(const torch::Tensor& t) {
-    if (!t.defined() || !t.device().is_cpu()) return t;
+  ActivationStore(const PruneModelOptions& o, int64_t batches, torch::ScalarType dtype, int64_t& spilled_bytes)
+      : o_(o), batches_(batches), dtype_(dtype), spilled_bytes_(spilled_bytes) {}
+  torch::Tensor keep(const torch::Tensor& out) {
+    if (!out.defined() || !out.device().is_cpu()) return out;
+    const auto t = out.is_floating_point() ? out.to(dtype_) : out;
     if (!decided_) {
       decided_ = true;
       const int64_t held = 2 * batches_ * static_cast<int64_t>(t.nbytes());
@@ -139,6 +142,7 @@ class ActivationStore {
  private:
   const PruneModelOptions& o_;
   int64_t batches_;
+  torch::ScalarType dtype_;
   int64_t& spilled_bytes_;
   bool decided_ = false;
   std::shared_ptr<io::SpillFile> spill_;
@@ -262,6 +266,17 @@ std::vector<Target> stage_targets(const std::vector<Target>& plan, const std::st
   return out;
 }
 
+// The dtype calibration activations are kept in between stages: a model whose block weights are
+// held in their stored 16 bits (a streamed run of an fp16/bf16 checkpoint) keeps them in those 16
+// bits, as the checkpoint's own framework would run it, halving what the activations take; any
+// other model keeps the compute dtype (docs/architecture.md "Memory when pruning").
+torch::ScalarType activation_dtype(model::Llava& net, torch::ScalarType compute) {
+  const auto lins = net->language_block_linears();
+  if (lins.empty()) return compute;
+  const auto stored = lins.front().second->weight.scalar_type();
+  return stored == torch::kHalf || stored == torch::kBFloat16 ? stored : compute;
+}
+
 // Streams calibration batches through a model's stages in order (vision blocks up to the
 // selected feature layer, projector, language blocks, lm_head). In each stage with targets, a
 // first pass collects the statistics of their inputs and hands them to visit(); the stage's
@@ -306,10 +321,16 @@ class CalibrationWalk {
       batches.emplace_back(idx.begin() + s, idx.begin() + std::min(idx.size(), s + o_.calib_batch));
     nb_ = static_cast<int64_t>(batches.size());
     hid_.resize(nb_), ids_.resize(nb_), attn_.resize(nb_);
-    ActivationStore store(o_, nb_, spilled_bytes_);
+    std::optional<ActivationStore> store;  // made once the first batch gives the compute dtype
     for (int64_t b = 0; b < nb_; ++b) {
       auto bt = train::make_train_batch(calib, batches[b], tok, device);
-      hid_[b] = store.keep(net_->vision_tower->vision_model->embed(bt.pixels));
+      auto h = net_->vision_tower->vision_model->embed(bt.pixels);
+      if (b == 0) {
+        compute_dtype_ = h.scalar_type();
+        store_dtype_ = activation_dtype(net_, compute_dtype_);
+        store.emplace(o_, nb_, store_dtype_, spilled_bytes_);
+      }
+      hid_[b] = store->keep(h);
       ids_[b] = bt.ids;
       attn_[b] = bt.attn;
     }
@@ -329,7 +350,7 @@ class CalibrationWalk {
     if (feat_layer == 0) take_features();
     for (int64_t i = 0; i < feat_layer; ++i) {
       auto blk = vm->blocks[i];
-      hid_ = run_stage(stage_targets(plan_, "vision", i), [&](int64_t b) { return blk(hid_[b]); }, nullptr);
+      hid_ = run_stage(stage_targets(plan_, "vision", i), [&](int64_t b) { return blk(hidden(b)); }, nullptr);
       if (i + 1 == feat_layer) take_features();
     }
   }
@@ -337,11 +358,11 @@ class CalibrationWalk {
   // The projector, then the language model's input embeddings (hid_ becomes [B, T, D]).
   void projector() {
     auto proj = run_stage(stage_targets(plan_, "projector", -1),
-                          [&](int64_t b) { return net_->multi_modal_projector(feat_[b]); }, nullptr);
+                          [&](int64_t b) { return net_->multi_modal_projector(feat_[b].to(compute_dtype_)); }, nullptr);
     feat_.clear();
-    ActivationStore store(o_, nb_, spilled_bytes_);
+    ActivationStore store(o_, nb_, store_dtype_, spilled_bytes_);
     for (int64_t b = 0; b < nb_; ++b) {
-      hid_[b] = store.keep(net_->embed(ids_[b], proj[b]));
+      hid_[b] = store.keep(net_->embed(ids_[b], proj[b].to(compute_dtype_)));
       release_input(proj[b]);
     }
   }
@@ -352,12 +373,12 @@ class CalibrationWalk {
     // them: the same for every block, so made once.
     std::vector<model::DecoderInputs> dec(nb_);
     for (int64_t b = 0; b < nb_; ++b)
-      dec[b] = model::decoder_inputs(attn_[b], attn_[b].size(1), net_->config.text, hid_[b].scalar_type());
+      dec[b] = model::decoder_inputs(attn_[b], attn_[b].size(1), net_->config.text, compute_dtype_);
     auto& lm = net_->language_model->model;
     for (size_t i = 0; i < lm->blocks.size(); ++i) {
       auto blk = lm->blocks[i];
       hid_ = run_stage(stage_targets(plan_, "language", static_cast<int64_t>(i)),
-                       [&](int64_t b) { return blk(hid_[b], dec[b].cos, dec[b].sin, dec[b].bias); }, real_rows());
+                       [&](int64_t b) { return blk(hidden(b), dec[b].cos, dec[b].sin, dec[b].bias); }, real_rows());
     }
   }
 
@@ -369,11 +390,14 @@ class CalibrationWalk {
     auto& lm = net_->language_model->model;
     run_stage(std::move(targets),
               [&](int64_t b) {
-                head->feed_input_hook(lm->norm(hid_[b]));
+                head->feed_input_hook(lm->norm(hidden(b)));
                 return torch::Tensor();
               },
               real_rows());
   }
+
+  // Batch b's stage input in the compute dtype.
+  torch::Tensor hidden(int64_t b) const { return hid_[b].to(compute_dtype_); }
 
   BatchFn real_rows() const {
     return [this](int64_t b) { return attn_[b].reshape({-1}).to(torch::kBool); };
@@ -383,7 +407,7 @@ class CalibrationWalk {
   // the statistics (empty function = all). Returns the stage's outputs.
   std::vector<torch::Tensor> run_stage(std::vector<Target> ts, const BatchFn& fwd, const BatchFn& rows) {
     std::vector<torch::Tensor> out(nb_);
-    ActivationStore store(o_, nb_, spilled_bytes_);
+    ActivationStore store(o_, nb_, store_dtype_, spilled_bytes_);
     if (ts.empty()) {
       for (int64_t b = 0; b < nb_; ++b) out[b] = store.keep(fwd(b)), release_input(hid_[b]);
       release_stage_memory();
@@ -410,6 +434,7 @@ class CalibrationWalk {
   int64_t calib_samples_ = 0;
   int64_t spilled_bytes_ = 0;                    // calibration activations written to scratch files
   int64_t nb_ = 0;                               // calibration batches
+  torch::ScalarType compute_dtype_ = torch::kFloat32, store_dtype_ = torch::kFloat32;
   std::vector<torch::Tensor> hid_, ids_, attn_;  // per batch; hid_: [B, 1+P, Dv], later [B, T, D]
   std::vector<torch::Tensor> feat_;              // per batch: [B, image_tokens, Dv]
 };
