@@ -174,6 +174,10 @@ void register_prune(CLI::App& app) {
     prune::PruneModelOptions o = f->recipe.empty() ? options_from_flags(*f) : options_from_recipe(*f);
     o.validate();
     check_json_flag(f->c, {{"--model", f->model}, {"--data", f->data}, {"--out", f->out}});
+    // Pruning a real-sized model is large GEMMs (calibration forward passes, XᵀX, SparseGPT's
+    // updates) and Cholesky factorisations, one at a time: OpenBLAS gets --threads, not the
+    // one thread it gets under torch's pool elsewhere (docs/threads.md).
+    f->c.blas_as_threads = true;
     auto rt = setup(f->c);
     auto rep = prune::prune_model_dir(f->model, data::DataSource(f->data, f->image_folder), f->out, o, rt.device, progress_printer());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -216,6 +220,7 @@ void register_prune(CLI::App& app) {
                                 {"peak_rss_mb", rss},
                                 {"activation_spill_mb", static_cast<double>(rep.activation_spill_bytes) / 1048576.0},
                                 {"threads", rt.threads},
+                                {"blas_threads", rt.blas_threads},
                                 {"sparsity",
                                  {{"vision", sp.vision}, {"language", sp.language}, {"overall", sp.overall}, {"model", sp.model}}},
                                 {"layers", layers}});

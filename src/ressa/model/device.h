@@ -18,7 +18,7 @@ struct RuntimeOptions {
   // OpenBLAS pool: 0 = 1 thread. torch's intra-op pool and OpenBLAS's both spin on the same
   // cores otherwise: `ressa train --preset small` ran at 55 samples/s with 2+2 threads, 155 with
   // torch 2 + BLAS 1, 145 with torch 1 + BLAS 2 (docs/benchmarks.md). A benchmark of one large
-  // GEMM at a time (`ressa bench gemv`) passes -1 = as many as `threads`. RESSA_BLAS_THREADS
+  // GEMM at a time (`ressa bench gemv`, `ressa prune`) passes -1 = as many as `threads`. RESSA_BLAS_THREADS
   // overrides every choice.
   int blas_threads = 0;
   dist::DistOptions dist;      // world_size > 1: join the process group (from env or flags)
